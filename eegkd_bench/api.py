@@ -1,0 +1,325 @@
+"""The contracts between the core and every plugin (datasets, models, distillers).
+
+Plugins register factories through the hooks in :mod:`eegkd_bench.hookspecs`;
+the runner only talks to them through the types defined here.
+
+Conventions that every plugin relies on:
+
+* EEG windows are float32 arrays ``(n, channels, samples)`` in the dataset's
+  own unit scale (the CBraMod recipe divides microvolts by 100).
+* Every task is single-label classification with ``n_classes >= 2`` logits,
+  binary tasks included (two logits, softmax cross-entropy), so logit-based
+  distillers need no special case.
+* A model's ``forward(x)`` returns logits ``(B, n_classes)``;
+  ``forward_features(x)`` returns a :class:`ModelOutput` with named
+  intermediate features.
+
+  - Teachers expose ``layer_1 .. layer_L`` (in depth order), each of shape
+    ``(B, C, P, D)``: channels, patches (time, in order), model width.
+  - Students expose features of shape ``(B, *, T')`` whose last axis is time
+    (or time-ordered tokens); ``feature_names[-1]`` is the last feature map
+    before the classifier. ``embedding`` is the pooled vector fed to the
+    classifier, ``(B, E)``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+SPLITS = ("train", "val", "test")
+DataKind = Literal["real", "simulated"]
+
+
+class UserError(Exception):
+    """A mistake the user can fix; the CLI prints it as one line and exits 2."""
+
+
+# --------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class Availability:
+    """Whether a dataset's files are present, where we looked, and how to get them."""
+
+    available: bool
+    where: str
+    how_to_get: str = ""
+    detail: str = ""  # e.g. "9 subjects, 1.2 GB" or the reason it is missing
+
+
+@dataclass
+class EEGWindows:
+    """Preprocessed windows of one dataset with its declared protocol split."""
+
+    name: str
+    X: np.ndarray  # (n, channels, samples) float32
+    y: np.ndarray  # (n,) int64 class indices in [0, n_classes)
+    subjects: np.ndarray  # (n,) subject ids (str)
+    split: np.ndarray  # (n,) one of SPLITS
+    sfreq: float
+    ch_names: list[str]
+    class_names: list[str]
+    kind: DataKind
+    checksum: str  # of the source files (real) or the generator and its parameters (simulated)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.X)
+        if self.X.ndim != 3:
+            raise ValueError(f"{self.name}: X must be (n, channels, samples), got shape {self.X.shape}")
+        for attr in ("y", "subjects", "split"):
+            if len(getattr(self, attr)) != n:
+                raise ValueError(f"{self.name}: {attr} has {len(getattr(self, attr))} entries, X has {n}")
+        if self.X.shape[1] != len(self.ch_names):
+            raise ValueError(
+                f"{self.name}: X has {self.X.shape[1]} channels but {len(self.ch_names)} channel names"
+            )
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.X.shape[2])
+
+    @property
+    def task(self) -> Literal["binary", "multiclass"]:
+        return "binary" if self.n_classes == 2 else "multiclass"
+
+    def indices(self, split: str) -> np.ndarray:
+        """Indices of the windows in one protocol split."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return np.flatnonzero(self.split == split)
+
+    def part(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(X, y)`` of one protocol split."""
+        idx = self.indices(split)
+        return self.X[idx], self.y[idx]
+
+    def input_spec(self) -> "InputSpec":
+        return InputSpec(self.n_channels, self.n_samples, self.n_classes, float(self.sfreq))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "dataset": self.name,
+            "kind": self.kind,
+            "n_windows": int(len(self.X)),
+            "n_channels": self.n_channels,
+            "n_samples": self.n_samples,
+            "sfreq": float(self.sfreq),
+            "classes": list(self.class_names),
+            "n_subjects": {s: int(len(set(self.subjects[self.split == s]))) for s in SPLITS},
+            "n_per_split": {s: int((self.split == s).sum()) for s in SPLITS},
+            "checksum": self.checksum,
+        }
+
+
+class Dataset:
+    """A registered dataset. Subclasses set the class attributes and implement two methods."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[DataKind] = "real"
+    description: ClassVar[str] = ""
+    paradigm: ClassVar[str] = ""  # e.g. "motor imagery", "abnormal EEG", "events", "emotion"
+
+    def availability(self, data_dir: str | None = None) -> Availability:
+        """Report whether the data is on disk (never downloads, never touches the network)."""
+        raise NotImplementedError
+
+    def load(self, data_dir: str | None = None, cache_dir: str | None = None) -> EEGWindows:
+        """Return the preprocessed windows; raise :class:`DataUnavailable` when files are missing."""
+        raise NotImplementedError
+
+
+class DataUnavailable(UserError):
+    """The dataset's files are not on this machine; the grid records a 'skipped' cell."""
+
+
+# ------------------------------------------------------------------------- models
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model must accept and produce."""
+
+    n_channels: int
+    n_samples: int
+    n_classes: int
+    sfreq: float = 200.0
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+    embedding: torch.Tensor | None = None
+
+
+class EEGModel(nn.Module):
+    """Base class of teachers and students.
+
+    Subclasses implement :meth:`forward_features` and set ``feature_names``
+    (the keys that ``forward_features(x).features`` holds, in depth order).
+    """
+
+    feature_names: tuple[str, ...] = ()
+
+    def forward_features(self, x: torch.Tensor) -> ModelOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x).logits
+
+
+class TeacherModel(EEGModel):
+    """A foundation-model teacher. ``feature_names`` are ``layer_1 .. layer_L``.
+
+    ``init_source`` is ``"random"`` or ``"sha256:<hex>"`` of the pretrained
+    checkpoint it was initialised from; every result record carries it.
+    ``head_params`` is the size of its downstream classification head.
+    """
+
+    init_source: str = "random"
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.feature_names)
+
+    def load_pretrained(self, path: str) -> str:
+        """Load official pretrained backbone weights; return ``"sha256:<hex>"``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot load pretrained weights")
+
+
+@dataclass(frozen=True)
+class TeacherInfo:
+    """What a distiller may know about the teacher before training starts."""
+
+    name: str
+    layer_names: tuple[str, ...]
+    feature_shapes: Mapping[str, tuple[int, ...]]  # without the batch axis
+    n_classes: int
+
+    @classmethod
+    def from_model(cls, name: str, model: TeacherModel, spec: InputSpec) -> "TeacherInfo":
+        model.eval()
+        with torch.no_grad():
+            out = model.forward_features(torch.zeros(1, spec.n_channels, spec.n_samples))
+        shapes = {k: tuple(v.shape[1:]) for k, v in out.features.items()}
+        return cls(name, tuple(model.feature_names), shapes, int(out.logits.shape[1]))
+
+
+# ---------------------------------------------------------------------- distillers
+@dataclass(frozen=True)
+class TeacherNeeds:
+    """Which teacher outputs a distiller needs (so only those are computed and cached)."""
+
+    logits: bool = False
+    layers: tuple[str, ...] | Literal["all"] = ()
+    embedding: bool = False
+
+    def resolve(self, info: TeacherInfo) -> tuple[str, ...]:
+        return tuple(info.layer_names) if self.layers == "all" else tuple(self.layers)
+
+    @property
+    def any(self) -> bool:
+        return self.logits or self.embedding or self.layers == "all" or bool(self.layers)
+
+
+@dataclass
+class TeacherBatch:
+    """The frozen teacher's outputs for one batch (possibly read from the on-disk cache)."""
+
+    logits: torch.Tensor | None = None
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+    embedding: torch.Tensor | None = None
+
+
+class Distiller(nn.Module):
+    """Wires a distillation method's loss into the shared training loop.
+
+    The runner builds ``cls(student=..., teacher=TeacherInfo, spec=InputSpec, **hparams)``.
+    Everything the optimizer updates is a submodule of the distiller; the
+    deployed model is :meth:`deployed` (by default the student itself) and
+    every other parameter is training-only (projectors, routers, probes) and
+    is reported separately, never as student size.
+
+    ``losses`` returns the *weighted* loss terms by name; the loop optimizes
+    their sum and logs each term.
+    """
+
+    #: student features this distiller reads (empty: none); checked before training.
+    needs_student_features: ClassVar[bool] = False
+    #: hyper-parameters of the method with their defaults (part of the cell key).
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any):
+        super().__init__()
+        unknown = set(hparams) - set(self.defaults)
+        if unknown:
+            raise UserError(
+                f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; "
+                f"expected some of {sorted(self.defaults)}"
+            )
+        self.student = student
+        self.teacher_info = teacher
+        self.spec = spec
+        self.hparams = {**self.defaults, **hparams}
+
+    # -- what the runner asks
+    def teacher_needs(self) -> TeacherNeeds:
+        return TeacherNeeds()
+
+    def deployed(self) -> nn.Module:
+        """The model that is evaluated, measured and shipped."""
+        return self.student
+
+    def losses(self, x: torch.Tensor, y: torch.Tensor, teacher: TeacherBatch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the deployed model."""
+        return self.deployed()(x)
+
+    def on_train_start(self, teacher_train: TeacherBatch | None, y_train: torch.Tensor | None) -> None:
+        """Optional stage before the epochs (e.g. fit a router on cached teacher layers)."""
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Optional per-epoch hook."""
+
+    def report(self) -> dict[str, Any]:
+        """JSON-able diagnostics stored with the result (e.g. router layer weights)."""
+        return {}
+
+    def training_only_params(self) -> int:
+        deployed = {id(p) for p in self.deployed().parameters()}
+        return sum(p.numel() for p in self.parameters() if id(p) not in deployed)
+
+
+def config_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass as a plain dict (helper for hashing and records)."""
+    return dataclasses.asdict(obj)
+
+
+__all__ = [
+    "SPLITS",
+    "Availability",
+    "DataUnavailable",
+    "Dataset",
+    "Distiller",
+    "EEGModel",
+    "EEGWindows",
+    "InputSpec",
+    "ModelOutput",
+    "TeacherBatch",
+    "TeacherInfo",
+    "TeacherModel",
+    "TeacherNeeds",
+    "UserError",
+]

@@ -1,0 +1,38 @@
+"""pluggy hook specifications: every hook is a register callback.
+
+A plugin module implements any of these with ``@eegkd_bench.hookimpl`` and calls
+``register(name, factory, description="...", **metadata)`` once per component.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+import pluggy
+
+PROJECT = "eegkd_bench"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class Register(Protocol):
+    def __call__(self, name: str, factory: Callable[..., Any], *, description: str = "", **metadata: Any) -> None: ...
+
+
+@hookspec
+def eegkd_register_teachers(register: Register) -> None:
+    """Register teacher factories: ``factory(spec: InputSpec, **options) -> TeacherModel``."""
+
+
+@hookspec
+def eegkd_register_students(register: Register) -> None:
+    """Register student factories: ``factory(spec: InputSpec, **options) -> EEGModel``."""
+
+
+@hookspec
+def eegkd_register_distillers(register: Register) -> None:
+    """Register :class:`eegkd_bench.api.Distiller` subclasses."""
+
+
+@hookspec
+def eegkd_register_datasets(register: Register) -> None:
+    """Register dataset factories: ``factory() -> eegkd_bench.api.Dataset``."""

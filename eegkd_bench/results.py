@@ -1,0 +1,153 @@
+"""Result records and the embedded result store.
+
+The store is a directory holding one JSON file per cell (``cells/<key>.json``),
+written atomically (temporary file + ``os.replace``), so several worker
+processes can write at once and a run killed at any moment leaves either the
+complete record or none. ``store.json`` pins the schema version.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from eegkd_bench.api import UserError
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "failed", "skipped")
+
+#: Fields every record carries (others, such as ``distiller_report``, are optional).
+RECORD_FIELDS = (
+    "key", "schema_version", "status", "error",
+    # what the cell is
+    "dataset", "data_kind", "data_checksum", "split_protocol", "task", "n_classes",
+    "teacher", "teacher_init", "student", "distiller", "seed", "preset", "config",
+    # what it measured
+    "metrics", "val_metrics", "teacher_metrics", "key_metric",
+    "student_params", "student_flops", "student_latency_ms", "training_only_params",
+    "teacher_params", "teacher_flops", "teacher_latency_ms",
+    "train_time_s", "best_epoch", "epochs",
+    # provenance
+    "versions", "created", "host",
+)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that determine a result."""
+    import numpy
+    import torch
+
+    import eegkd_bench
+
+    out = {"eegkd_bench": eegkd_bench.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
+           "python": platform.python_version()}
+    try:
+        import sklearn
+
+        out["scikit_learn"] = sklearn.__version__
+    except ImportError:  # pragma: no cover - a declared dependency
+        pass
+    return out
+
+
+class ResultStore:
+    """A results directory of atomic per-cell JSON records."""
+
+    def __init__(self, root: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.root = Path(root)
+        self.cells = self.root / "cells"
+        meta = self.root / "store.json"
+        if meta.exists():
+            try:
+                info = json.loads(meta.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise UserError(f"results directory {self.root} has an unreadable store.json ({exc}); "
+                                "point --results at another directory") from None
+            if info.get("schema_version") != SCHEMA_VERSION:
+                raise UserError(
+                    f"results directory {self.root} uses schema version {info.get('schema_version')!r}, "
+                    f"this eegkd-bench writes version {SCHEMA_VERSION}; use another --results directory "
+                    "or the eegkd-bench version that wrote it"
+                )
+        elif create:
+            try:
+                self.cells.mkdir(parents=True, exist_ok=True)
+                _atomic_write(meta, json.dumps({"schema_version": SCHEMA_VERSION, "format": "eegkd-bench results"}))
+            except OSError as exc:
+                raise UserError(f"cannot write results directory {self.root}: {exc.strerror}; "
+                                "choose a writable --results directory") from None
+        elif not self.root.exists():
+            raise UserError(f"results directory {self.root} does not exist; run eegkd-bench run --results {self.root} first")
+        else:
+            raise UserError(f"{self.root} is not an eegkd-bench results directory (no store.json)")
+
+    def path(self, key: str) -> Path:
+        return self.cells / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored record of a cell, or None (a damaged file counts as absent)."""
+        try:
+            return json.loads(self.path(key).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def put(self, record: dict[str, Any]) -> None:
+        if record.get("status") not in STATUSES:
+            raise ValueError(f"record status must be one of {STATUSES}, got {record.get('status')!r}")
+        self.cells.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.path(record["key"]), json.dumps(record, indent=1, sort_keys=True, default=_json_default))
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        if not self.cells.exists():
+            return
+        for p in sorted(self.cells.glob("*.json")):
+            try:
+                yield json.loads(p.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+
+    def frame(self):  # -> pandas.DataFrame
+        """All records as a flat DataFrame (nested dicts become ``metrics.balanced_accuracy`` etc.)."""
+        return records_frame(list(self.records()))
+
+
+def records_frame(records: list[dict[str, Any]]):
+    import pandas as pd
+
+    if not records:
+        return pd.DataFrame(columns=list(RECORD_FIELDS))
+    flat = [{k: v for k, v in r.items() if k not in ("history",)} for r in records]
+    return pd.json_normalize(flat, max_level=1)
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
