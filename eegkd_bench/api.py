@@ -130,6 +130,11 @@ class Dataset:
     kind: ClassVar[DataKind] = "real"
     description: ClassVar[str] = ""
     paradigm: ClassVar[str] = ""  # e.g. "motor imagery", "abnormal EEG", "events", "emotion"
+    # static facts shown by `eegkd-bench datasets` even when the files are absent
+    class_names: ClassVar[tuple[str, ...]] = ()
+    n_channels: ClassVar[int] = 0
+    window_s: ClassVar[float] = 0.0  # window length in seconds after preprocessing
+    sfreq: ClassVar[float] = 200.0  # sampling rate after preprocessing
 
     def availability(self, data_dir: str | None = None) -> Availability:
         """Report whether the data is on disk (never downloads, never touches the network)."""
