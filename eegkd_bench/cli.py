@@ -1,0 +1,346 @@
+"""`eegkd-bench`: the command line.
+
+Exit codes: 0 success; 1 the run finished but some cells failed; 2 a usage
+error (one line on stderr, no traceback); 130 interrupted (finished cells are kept).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+from eegkd_bench import __version__
+from eegkd_bench.api import UserError
+from eegkd_bench.registry import KINDS, SINGULAR
+
+DEFAULT_RESULTS = "eegkd-results"
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def _one_line_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    text = str(message).strip().splitlines()
+    print(f"warning: {text[0] if text else category.__name__}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="eegkd-bench", description="Benchmark knowledge distillation from EEG foundation models.")
+    p.add_argument("--version", action="version", version=f"eegkd-bench {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    ls = sub.add_parser("list", help="list registered teachers, students, distillers or datasets")
+    ls.add_argument("kind", nargs="?", choices=KINDS, help="which kind (default: all)")
+    ls.add_argument("pattern", nargs="?", help="wildcard filter, e.g. 'eeg*'")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+
+    pl = sub.add_parser("plugins", help="show loaded plugins and their status")
+    pl.add_argument("--json", action="store_true", help="machine-readable output")
+
+    ds = sub.add_parser("datasets", help="list datasets: available or not, where we looked, size, classes")
+    ds.add_argument("--data-dir", help="root of the real datasets (default: $EEGKD_DATA)")
+    ds.add_argument("--json", action="store_true", help="machine-readable output")
+
+    run = sub.add_parser("run", help="run a benchmark grid (resumable)",
+                         description="Run every method x student x dataset x seed cell. Finished cells are "
+                                     "skipped, so running the same command again resumes a killed run.")
+    run.add_argument("--preset", choices=sorted(_presets()), default="quick",
+                     help="recipe and defaults: quick (simulated data, minutes) or paper (full recipe)")
+    run.add_argument("--methods", help="distillers: names, wildcards or 'all' (default: from the preset)")
+    run.add_argument("--students", help="students: names, wildcards or 'all' (default: from the preset)")
+    run.add_argument("--teacher", help="teacher name (default: from the preset)")
+    run.add_argument("--teacher-checkpoint", help="official pretrained weights of the teacher (else random init)")
+    run.add_argument("--datasets", help="datasets: names, wildcards or 'all' (default: all)")
+    run.add_argument("--seeds", help="e.g. 0,1,2 or 0-4 (default: from the preset)")
+    run.add_argument("--epochs", type=int, help="override the student epochs of the preset")
+    run.add_argument("--teacher-epochs", type=int, help="override the teacher fine-tuning epochs of the preset")
+    run.add_argument("--results", default=DEFAULT_RESULTS, help=f"results directory (default: ./{DEFAULT_RESULTS})")
+    run.add_argument("--cache-dir", help="cache of windows, teachers and teacher outputs (default: $EEGKD_CACHE or ~/.cache/eegkd-bench)")
+    run.add_argument("--data-dir", help="root of the real datasets (default: $EEGKD_DATA)")
+    run.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    run.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local",
+                     help="where cells run: local processes, SLURM via submitit, or submitit's local executor")
+    run.add_argument("--slurm-partition", help="SLURM partition")
+    run.add_argument("--slurm-time", type=int, default=60, help="SLURM time limit per job, minutes")
+    run.add_argument("--slurm-mem", type=int, default=8, help="SLURM memory per job, GiB")
+    run.add_argument("--slurm-cpus", type=int, default=2, help="CPUs per SLURM job")
+    run.add_argument("--cells-per-job", type=int, default=1, help="cells per SLURM job (chunking)")
+    run.add_argument("--retry-failed", action="store_true", help="run failed cells again")
+    run.add_argument("--no-latency", action="store_true", help="skip CPU latency measurement")
+    run.add_argument("--no-leaderboard", action="store_true", help="do not write the leaderboard at the end")
+    run.add_argument("--dry-run", action="store_true", help="show the cells that would run, then stop")
+    run.add_argument("-q", "--quiet", action="store_true", help="plain log lines instead of the live display")
+    run.add_argument("-v", "--verbose", action="store_true", help="with --quiet: also log every epoch")
+
+    lb = sub.add_parser("leaderboard", help="tables and plots from one or more results directories")
+    lb.add_argument("--results", nargs="+", default=[DEFAULT_RESULTS], help="results directories (merged by cell key)")
+    lb.add_argument("--format", choices=("md", "csv", "latex", "html"), default="md", help="table printed to stdout")
+    lb.add_argument("--out", help="also write every format and the plots into this directory")
+
+    rs = sub.add_parser("results", help="export the raw result records")
+    rs.add_argument("--results", nargs="+", default=[DEFAULT_RESULTS], help="results directories")
+    rs.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    rs.add_argument("--out", help="output file (default: stdout for csv)")
+    return p
+
+
+def _presets() -> dict[str, Any]:
+    from eegkd_bench.runner import PRESETS
+
+    return PRESETS
+
+
+# ------------------------------------------------------------------ commands
+def cmd_list(args: argparse.Namespace) -> int:
+    from eegkd_bench.plugins import get_registry
+
+    reg = get_registry()
+    kinds = [args.kind] if args.kind else list(KINDS)
+    rows = [
+        {"kind": SINGULAR[k], "name": e.name, "plugin": e.plugin, "description": e.description}
+        for k in kinds for e in reg.entries(k, args.pattern)
+    ]
+    if args.pattern and not rows:
+        where = f"{args.kind}" if args.kind else "any kind"
+        raise UserError(f"nothing in {where} matches {args.pattern!r}; see eegkd-bench list")
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("kind", "name", "plugin", "description"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["kind"], r["name"], r["plugin"], r["description"])
+    Console(width=max(100, _term_width())).print(table)
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from eegkd_bench.plugins import get_host
+
+    host = get_host()
+    rows = [info.as_dict() for info in sorted(host.plugins.values(), key=lambda i: (not i.builtin, i.name))]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("name", "distribution", "version", "status", "registered / error"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        what = r["error"] or "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registered"].items())
+        colour = {"loaded": "green", "failed": "red"}.get(r["status"], "yellow")
+        table.add_row(r["name"], r["distribution"], r["version"], f"[{colour}]{r['status']}", what)
+    Console(width=max(100, _term_width())).print(table)
+    for msg in host.registry.conflicts:
+        print(f"error: {msg}", file=sys.stderr)
+    return EXIT_USAGE if host.registry.conflicts else EXIT_OK
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from eegkd_bench.data.catalog import dataset_rows
+    from eegkd_bench.plugins import get_registry
+
+    rows = dataset_rows(get_registry(), args.data_dir or os.environ.get("EEGKD_DATA"))
+    if args.json:
+        print(json.dumps(rows, indent=1, default=str))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("name", "kind", "available", "classes", "channels", "window", "size", "where / how to get"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        avail = "[green]yes" if r.get("available") else "[red]no"
+        classes = r.get("classes")
+        if isinstance(classes, (list, tuple)):
+            classes = f"{len(classes)}: {', '.join(map(str, classes))}"
+        where = r.get("where", "") if r.get("available") else f"{r.get('where', '')} — {r.get('how_to_get', '')}"
+        window = f"{r.get('window_s', '')} s" if r.get("window_s") else ""
+        table.add_row(str(r.get("name")), str(r.get("kind")), avail, str(classes or ""), str(r.get("channels") or ""),
+                      window, str(r.get("size") or ""), where)
+    Console(width=max(120, _term_width())).print(table)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import dataclasses
+
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.progress import make_reporter
+    from eegkd_bench.runner import PRESETS, Grid, make_context, parse_seeds, select_datasets
+
+    preset = PRESETS[args.preset]
+    if args.jobs < 1:
+        raise UserError(f"invalid --jobs {args.jobs}; expected 1 or more")
+    if args.executor != "local" and args.jobs != 1:
+        raise UserError(f"--jobs {args.jobs} conflicts with --executor {args.executor}; "
+                        "the cluster executor parallelises by jobs, drop --jobs")
+    if args.executor == "slurm" and not args.slurm_partition:
+        raise UserError("--executor slurm needs --slurm-partition NAME")
+    for flag in ("epochs", "teacher_epochs"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UserError(f"invalid --{flag.replace('_', '-')} {value}; expected 1 or more")
+    if args.epochs:
+        preset = dataclasses.replace(preset, student_cfg=dataclasses.replace(preset.student_cfg, epochs=args.epochs))
+    if args.teacher_epochs:
+        preset = dataclasses.replace(preset, teacher_cfg=dataclasses.replace(preset.teacher_cfg, epochs=args.teacher_epochs))
+
+    reg = get_registry()
+    methods = reg.select("distillers", args.methods or preset.methods)
+    students = reg.select("students", args.students or preset.students)
+    teacher = reg.get("teachers", args.teacher or preset.teacher).name
+    datasets = select_datasets(reg, args.datasets or preset.datasets, simulated_only=preset.simulated_only)
+    seeds = parse_seeds(args.seeds) if args.seeds else preset.seeds
+    ctx = make_context(args.results, args.cache_dir, args.data_dir, latency=not args.no_latency)
+    reporter = make_reporter(args.quiet, args.verbose)
+    grid = Grid(reg, ctx, reporter)
+    total_cells = len(datasets) * len(students) * len(methods) * len(seeds)
+    print(f"eegkd-bench {__version__}: {total_cells} cells = {len(datasets)} datasets × {len(students)} students × "
+          f"{len(methods)} methods × {len(seeds)} seeds (teacher {teacher}, preset {preset.name}) → {ctx.results.root}",
+          file=sys.stderr)
+    plan = grid.plan(datasets, teacher, students, methods, seeds, preset, teacher_checkpoint=args.teacher_checkpoint,
+                     retry_failed=args.retry_failed)
+    done_before = total_cells - len(plan.cells) - len(plan.skipped)
+    if done_before:
+        print(f"resuming: {done_before} cells already finished in {ctx.results.root}", file=sys.stderr)
+    if args.dry_run:
+        for cell in plan.cells:
+            print(f"would run  {cell.label()}")
+        for cell, reason in plan.skipped:
+            print(f"would skip {cell.label()}: {reason}")
+        return EXIT_OK
+    reporter.set_total(len(plan.cells) + len(plan.skipped))
+    with reporter:
+        records = grid.run(plan, jobs=args.jobs, executor=args.executor, slurm=_slurm_options(args))
+    failed = [r for r in records if r.get("status") == "failed"]
+    ok = [r for r in records if r.get("status") == "ok"]
+    print(f"done: {len(ok)} ok, {len(failed)} failed, {len(plan.skipped)} skipped, {done_before} already finished; "
+          f"results in {ctx.results.root}", file=sys.stderr)
+    if not args.no_leaderboard:
+        _write_board([ctx.results.root], Path(ctx.results.root) / "leaderboard", argv)
+    return EXIT_FAILED_CELLS if failed else EXIT_OK
+
+
+def _slurm_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"partition": args.slurm_partition, "time": args.slurm_time, "mem_gb": args.slurm_mem,
+            "cpus": args.slurm_cpus, "cells_per_job": args.cells_per_job}
+
+
+def _write_board(dirs: list[Path | str], out: Path, argv: Sequence[str]) -> list[Path]:
+    from eegkd_bench.leaderboard import merge_result_dirs, write_leaderboard
+
+    records, conflicts = merge_result_dirs([Path(d) for d in dirs])
+    for msg in conflicts:
+        print(f"warning: {msg}", file=sys.stderr)
+    paths = write_leaderboard(records, out, command=_command_line(argv))
+    if paths:
+        print(f"leaderboard: {out}", file=sys.stderr)
+    return paths
+
+
+def _command_line(argv: Sequence[str]) -> str:
+    return "eegkd-bench " + " ".join(shlex.quote(a) for a in argv)
+
+
+def cmd_leaderboard(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from eegkd_bench.leaderboard import merge_result_dirs, render
+
+    dirs = [Path(d) for d in args.results]
+    _check_result_dirs(dirs)
+    records, conflicts = merge_result_dirs(dirs)
+    for msg in conflicts:
+        print(f"warning: {msg}", file=sys.stderr)
+    if not records:
+        raise UserError(f"no result records in {', '.join(map(str, dirs))}; run eegkd-bench run first")
+    print(render(records, args.format, command=_command_line(argv)))
+    if args.out:
+        _write_board(dirs, Path(args.out), argv)
+    return EXIT_OK
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from eegkd_bench.leaderboard import export_records, merge_result_dirs
+
+    dirs = [Path(d) for d in args.results]
+    _check_result_dirs(dirs)
+    records, conflicts = merge_result_dirs(dirs)
+    for msg in conflicts:
+        print(f"warning: {msg}", file=sys.stderr)
+    if args.format == "parquet" and not args.out:
+        raise UserError("--format parquet needs --out FILE.parquet")
+    if args.out:
+        export_records(records, Path(args.out), args.format)
+        print(f"wrote {len(records)} records to {args.out}", file=sys.stderr)
+    else:
+        from eegkd_bench.results import records_frame
+
+        records_frame(records).to_csv(sys.stdout, index=False)
+    return EXIT_OK
+
+
+def _check_result_dirs(dirs: list[Path]) -> None:
+    from eegkd_bench.results import ResultStore
+
+    for d in dirs:
+        ResultStore(d, create=False)  # raises a one-line UserError for missing/incompatible dirs
+
+
+def _term_width() -> int:
+    try:
+        return os.get_terminal_size().columns
+    except OSError:
+        return 120
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.showwarning = _one_line_warning
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_OK
+        if args.command == "list":
+            return cmd_list(args)
+        if args.command == "plugins":
+            return cmd_plugins(args)
+        if args.command == "datasets":
+            return cmd_datasets(args)
+        if args.command == "run":
+            return cmd_run(args, argv)
+        if args.command == "leaderboard":
+            return cmd_leaderboard(args, argv)
+        if args.command == "results":
+            return cmd_results(args)
+        raise UserError(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
+    except UserError as exc:
+        print(f"eegkd-bench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("eegkd-bench: interrupted; finished cells are stored — run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

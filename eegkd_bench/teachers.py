@@ -1,0 +1,307 @@
+"""Fine-tuned teachers and their frozen outputs, both cached on disk.
+
+* A fine-tuned teacher is keyed by (teacher, options, init checkpoint, dataset
+  checksum, split protocol, seed, recipe) and reused by every distiller,
+  student and later run. Without a pretrained checkpoint it is trained from
+  random init and says so (``init_source = "random"``).
+* The frozen teacher's outputs on the training split (logits, embedding and
+  the layers distillers ask for) are computed once per (fine-tuned teacher,
+  window set), stored as memory-mapped ``.npy`` files (layers in float16 when
+  their range allows) with sha256 checksums, and shared by all cells. A
+  missing, stale or corrupt file is recomputed, never reused.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from eegkd_bench.api import EEGWindows, InputSpec, TeacherBatch, TeacherInfo, TeacherModel, UserError
+from eegkd_bench.data.cache import stable_hash
+from eegkd_bench.training import ProgressFn, TrainConfig, evaluate, fit
+
+TEACHER_FORMAT = 1
+OUTPUTS_FORMAT = 1
+FLOAT16_MAX = 6.0e4
+
+
+class FineTune(nn.Module):
+    """Wraps a teacher for supervised fine-tuning (CBraMod recipe: CE with label smoothing)."""
+
+    def __init__(self, teacher: nn.Module, label_smoothing: float = 0.1) -> None:
+        super().__init__()
+        self.teacher = teacher
+        self.label_smoothing = label_smoothing
+
+    def losses(self, x: torch.Tensor, y: torch.Tensor, teacher: TeacherBatch) -> dict[str, torch.Tensor]:
+        return {"ce": F.cross_entropy(self.teacher(x), y, label_smoothing=self.label_smoothing)}
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.teacher(x)
+
+
+@dataclass
+class PreparedTeacher:
+    """A fine-tuned (or loaded) teacher ready to be distilled from."""
+
+    name: str
+    key: str
+    model: TeacherModel
+    init_source: str
+    info: TeacherInfo
+    val_metrics: dict[str, float]
+    test_metrics: dict[str, float]
+    train_time_s: float
+    cached: bool
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
+    """sha256 hex digest of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive inter-process lock (several workers may want the same teacher)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def teacher_key(name: str, options: dict[str, Any], init_source: str, windows: EEGWindows, seed: int,
+                cfg: TrainConfig, label_smoothing: float, finetune: bool) -> str:
+    """Cache key of a fine-tuned teacher."""
+    return stable_hash({
+        "format": TEACHER_FORMAT, "teacher": name, "options": options, "init": init_source,
+        "dataset": windows.name, "data_checksum": windows.checksum, "split": _split_digest(windows),
+        "seed": seed, "recipe": cfg.as_dict(), "label_smoothing": label_smoothing, "finetune": finetune,
+    })[:24]
+
+
+def _split_digest(windows: EEGWindows) -> str:
+    return hashlib.sha256(np.asarray(windows.split).astype("U5").tobytes()).hexdigest()[:16]
+
+
+def build_teacher(factory: Any, name: str, spec: InputSpec, options: dict[str, Any], checkpoint: str | None) -> TeacherModel:
+    """Instantiate a registered teacher and load its pretrained checkpoint when given."""
+    model = factory(spec, **options)
+    if not isinstance(model, TeacherModel):
+        raise UserError(f"teacher {name!r} is not a TeacherModel (got {type(model).__name__}); "
+                        "fix the plugin that registers it")
+    if checkpoint:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise UserError(f"teacher checkpoint {str(path)!r} not found; pass an existing file to --teacher-checkpoint")
+        model.init_source = model.load_pretrained(str(path))
+    else:
+        model.init_source = "random"
+    return model
+
+
+def prepare_teacher(
+    factory: Any,
+    name: str,
+    windows: EEGWindows,
+    *,
+    seed: int,
+    cfg: TrainConfig,
+    cache_dir: Path,
+    options: dict[str, Any] | None = None,
+    checkpoint: str | None = None,
+    label_smoothing: float = 0.1,
+    finetune: bool = True,
+    progress: ProgressFn | None = None,
+) -> PreparedTeacher:
+    """Return the fine-tuned teacher for (teacher, dataset, seed, recipe), from cache when possible."""
+    options = dict(options or {})
+    spec = windows.input_spec()
+    init_source = f"sha256:{file_sha256(checkpoint)}" if checkpoint and Path(checkpoint).is_file() else "random"
+    key = teacher_key(name, options, init_source, windows, seed, cfg, label_smoothing, finetune)
+    folder = cache_dir / "teachers" / key
+    with file_lock(cache_dir / "teachers" / f"{key}.lock"):
+        torch.manual_seed(seed)
+        model = build_teacher(factory, name, spec, options, checkpoint)
+        meta = _load_cached_teacher(folder, model)
+        cached = meta is not None
+        if meta is None:
+            X_tr, y_tr = windows.part("train")
+            X_va, y_va = windows.part("val")
+            t0 = time.perf_counter()
+            if finetune:
+                fit(FineTune(model, label_smoothing), X_tr, y_tr, X_va, y_va, windows.n_classes, cfg,
+                    seed=seed, progress=progress)
+            train_time = time.perf_counter() - t0
+            X_te, y_te = windows.part("test")
+            meta = {
+                "format": TEACHER_FORMAT, "teacher": name, "options": options, "init_source": model.init_source,
+                "dataset": windows.name, "seed": seed, "recipe": cfg.as_dict(), "finetuned": finetune,
+                "val_metrics": evaluate(model, X_va, y_va, windows.n_classes),
+                "test_metrics": evaluate(model, X_te, y_te, windows.n_classes),
+                "train_time_s": train_time, "head_params": int(getattr(model, "head_params", 0) or 0),
+            }
+            _save_teacher(folder, model, meta)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    info = TeacherInfo.from_model(name, model, spec)
+    return PreparedTeacher(name, key, model, meta["init_source"], info, meta["val_metrics"], meta["test_metrics"],
+                           float(meta["train_time_s"]), cached, meta)
+
+
+def _save_teacher(folder: Path, model: nn.Module, meta: dict[str, Any]) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        torch.save(model.state_dict(), tmp / "model.pt")
+        meta = {**meta, "model_sha256": file_sha256(tmp / "model.pt")}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=float))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _load_cached_teacher(folder: Path, model: nn.Module) -> dict[str, Any] | None:
+    meta_path, weights = folder / "meta.json", folder / "model.pt"
+    if not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("model_sha256") != file_sha256(weights):
+            raise ValueError("checksum mismatch")
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        model.init_source = meta["init_source"]
+        return meta
+    except Exception as exc:  # any damage means: fine-tune again
+        warnings.warn(f"eegkd-bench: cached teacher {folder} is unusable ({exc}); fine-tuning again", stacklevel=2)
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+
+# ------------------------------------------------------------------ teacher outputs
+class TeacherOutputs:
+    """The frozen teacher's outputs on the training split, memory-mapped from the cache."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+
+    def batch(self, idx: np.ndarray) -> TeacherBatch:
+        def get(name: str) -> torch.Tensor:
+            return torch.from_numpy(np.asarray(self.arrays[name][idx], dtype=np.float32))
+
+        feats = {k: get(k) for k in self.arrays if k not in ("logits", "embedding")}
+        return TeacherBatch(
+            logits=get("logits") if "logits" in self.arrays else None,
+            features=feats,
+            embedding=get("embedding") if "embedding" in self.arrays else None,
+        )
+
+    def all(self) -> TeacherBatch:
+        n = len(next(iter(self.arrays.values()))) if self.arrays else 0
+        return self.batch(np.arange(n))
+
+
+def teacher_outputs(
+    teacher: PreparedTeacher,
+    X: np.ndarray,
+    names: set[str],
+    cache_dir: Path | None,
+    *,
+    subset: str = "train",
+    data_checksum: str = "",
+    batch_size: int = 64,
+) -> TeacherOutputs:
+    """Outputs ``names`` (subset of {"logits", "embedding", layer names}) of the frozen teacher on ``X``."""
+    if not names:
+        return TeacherOutputs({})
+    if cache_dir is None:
+        return TeacherOutputs(_compute_outputs(teacher.model, X, names, batch_size))
+    key = stable_hash({"format": OUTPUTS_FORMAT, "teacher": teacher.key, "subset": subset,
+                       "data": data_checksum, "n": int(len(X)), "shape": list(X.shape)})[:24]
+    folder = cache_dir / "teacher_outputs" / key
+    with file_lock(cache_dir / "teacher_outputs" / f"{key}.lock"):
+        folder.mkdir(parents=True, exist_ok=True)
+        index_path = folder / "index.json"
+        try:
+            index = json.loads(index_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            index = {}
+        arrays: dict[str, np.ndarray] = {}
+        missing = set()
+        for name in sorted(names):
+            entry = index.get(name)
+            path = folder / f"{name}.npy"
+            ok = False
+            if entry and path.exists() and path.stat().st_size == entry["size"]:
+                ok = file_sha256(path) == entry["sha256"]
+                if not ok:
+                    warnings.warn(f"eegkd-bench: cached teacher output {path} is corrupt; recomputing", stacklevel=2)
+            if ok:
+                arrays[name] = np.load(path, mmap_mode="r")
+                if len(arrays[name]) != len(X):
+                    missing.add(name)
+            else:
+                missing.add(name)
+        if missing:
+            fresh = _compute_outputs(teacher.model, X, missing, batch_size)
+            for name, arr in fresh.items():
+                if name not in ("logits", "embedding") and np.abs(arr).max(initial=0.0) < FLOAT16_MAX:
+                    arr = arr.astype(np.float16)
+                path = folder / f"{name}.npy"
+                tmp = folder / f".{name}.tmp.npy"
+                np.save(tmp, arr)
+                os.replace(tmp, path)
+                index[name] = {"size": path.stat().st_size, "sha256": file_sha256(path), "dtype": str(arr.dtype)}
+                arrays[name] = np.load(path, mmap_mode="r")
+            tmp_index = folder / ".index.tmp"
+            tmp_index.write_text(json.dumps(index, indent=1))
+            os.replace(tmp_index, index_path)
+    return TeacherOutputs(arrays)
+
+
+@torch.inference_mode()
+def _compute_outputs(model: TeacherModel, X: np.ndarray, names: set[str], batch_size: int) -> dict[str, np.ndarray]:
+    model.eval()
+    chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for start in range(0, len(X), batch_size):
+        out = model.forward_features(torch.from_numpy(np.ascontiguousarray(X[start:start + batch_size])))
+        for n in names:
+            if n == "logits":
+                t = out.logits
+            elif n == "embedding":
+                if out.embedding is None:
+                    raise UserError(f"teacher {type(model).__name__} exposes no embedding; "
+                                    "choose a distiller that does not need one")
+                t = out.embedding
+            else:
+                if n not in out.features:
+                    raise UserError(f"teacher {type(model).__name__} has no layer {n!r}; "
+                                    f"it has {', '.join(out.features)}")
+                t = out.features[n]
+            chunks[n].append(t.float().numpy())
+    return {n: np.concatenate(c) for n, c in chunks.items()}

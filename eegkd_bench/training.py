@@ -1,0 +1,189 @@
+"""The one training loop every distiller (and teacher fine-tuning) goes through.
+
+Model selection uses the validation split only: after every epoch the
+validation key metric is computed and the best state is kept; the test split
+is never seen here.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from eegkd_bench.api import TeacherBatch
+from eegkd_bench.metrics import KEY_METRIC, better, compute_metrics, task_of
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation recipe (part of every cell key)."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    schedule: str = "cosine"  # "cosine" | "constant"
+    warmup_epochs: int = 0
+    grad_clip: float = 5.0
+    patience: int = 0  # stop after this many epochs without validation improvement (0: never)
+    eval_batch_size: int = 256
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Trainable(Protocol):
+    """What :func:`fit` trains: a Distiller, or the teacher fine-tuning wrapper."""
+
+    def losses(self, x: torch.Tensor, y: torch.Tensor, teacher: TeacherBatch) -> dict[str, torch.Tensor]: ...
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class TeacherSource(Protocol):
+    """Teacher outputs for rows of the training split (in memory or memory-mapped on disk)."""
+
+    def batch(self, idx: np.ndarray) -> TeacherBatch: ...
+
+
+class NoTeacher:
+    def batch(self, idx: np.ndarray) -> TeacherBatch:
+        return TeacherBatch()
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_val: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_time_s: float = 0.0
+    stopped_early: bool = False
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A loss term became NaN or infinite: the cell is recorded as failed."""
+
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+def fit(
+    model: nn.Module,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    n_classes: int,
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    teacher: TeacherSource | None = None,
+    progress: ProgressFn | None = None,
+    params: list[nn.Parameter] | None = None,
+) -> FitResult:
+    """Train ``model`` (a :class:`Trainable` module) and restore its best-validation state."""
+    teacher = teacher or NoTeacher()
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if params else None
+    n = len(X_train)
+    steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup = steps_per_epoch * cfg.warmup_epochs
+    sched = None
+    if opt is not None:
+        def lr_at(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if cfg.schedule == "cosine":
+                t = (step - warmup) / max(1, total_steps - warmup)
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+            return 1.0
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+
+    Xt = torch.from_numpy(np.ascontiguousarray(X_train))
+    yt = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
+    key = KEY_METRIC[task_of(n_classes)]
+    best: dict[str, float] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch = -1
+    history: list[dict[str, Any]] = []
+    since_best = 0
+    stopped_early = False
+    t0 = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = torch.randperm(n, generator=gen).numpy()
+        sums: dict[str, float] = {}
+        seen = 0
+        for start in range(0, n, cfg.batch_size):
+            idx = np.sort(order[start:start + cfg.batch_size])  # sorted: sequential reads from memmaps
+            if len(idx) < 2 and n >= 2:
+                continue  # a batch of one breaks batch norm and pairwise losses
+            x, y = Xt[idx], yt[idx]
+            terms = model.losses(x, y, teacher.batch(idx))
+            loss = sum(terms.values())
+            if not torch.isfinite(loss):
+                bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+                raise NonFiniteLoss(f"non-finite loss term(s) {bad} at epoch {epoch + 1}")
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+                sched.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+            seen += len(idx)
+        train_terms = {k: v / max(1, seen) for k, v in sums.items()}
+        val = evaluate(model, X_val, y_val, n_classes, cfg.eval_batch_size)
+        hook = getattr(model, "on_epoch_end", None)
+        if callable(hook):
+            hook(epoch)
+        improved = best is None or better(val[key], best[key], key)
+        if improved:
+            best, best_epoch, since_best = val, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            since_best += 1
+        row = {"epoch": epoch + 1, "loss": train_terms, "val": val, "best": improved}
+        history.append(row)
+        if progress is not None:
+            progress({"event": "epoch", "epoch": epoch + 1, "epochs": cfg.epochs, "terms": train_terms,
+                      "val_key": val[key], "key_metric": key})
+        if cfg.patience and since_best >= cfg.patience:
+            stopped_early = True
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return FitResult(best_epoch + 1, best or {}, history, time.perf_counter() - t0, stopped_early)
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Logits of ``model.predict`` (or ``model(x)``) over an array, in eval mode."""
+    was_training = model.training
+    model.eval()
+    fn = getattr(model, "predict", model)
+    out = []
+    for start in range(0, len(X), batch_size):
+        out.append(fn(torch.from_numpy(np.ascontiguousarray(X[start:start + batch_size]))).float())
+    model.train(was_training)
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(out).numpy()
+
+
+def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, n_classes: int, batch_size: int = 256) -> dict[str, float]:
+    """Task metrics of ``model`` on ``(X, y)``."""
+    logits = predict_logits(model, X, batch_size)
+    return compute_metrics(np.asarray(y), logits, n_classes)

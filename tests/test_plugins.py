@@ -1,0 +1,119 @@
+"""Plugin discovery, isolation, selection, duplicates and registry lookups."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from eegkd_bench import hookimpl
+from eegkd_bench.api import Distiller, UserError
+from eegkd_bench.plugins import PluginHost, PluginWarning
+from eegkd_bench.registry import Entry, Registry, unknown_message
+from plugin_fakes import BROKEN_IMPORT, BROKEN_REGISTER, DUPLICATE_KD, GOOD_DISTILLER, make_distribution
+
+BUILTIN_DISTILLERS = {"none", "kd", "fitnets", "rkd", "dlink"}
+
+
+def _host(monkeypatch, tmp_path, env=None, **dists):
+    for name, (modules, eps) in dists.items():
+        make_distribution(tmp_path / name, name, "1.2.3", modules, eps)
+        monkeypatch.syspath_prepend(str(tmp_path / name))
+    if env is None:
+        monkeypatch.delenv("EEGKD_LOAD_PLUGINS", raising=False)
+    else:
+        monkeypatch.setenv("EEGKD_LOAD_PLUGINS", env)
+    host = PluginHost()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        host.load_entry_points()
+    return host, [str(w.message) for w in caught if issubclass(w.category, PluginWarning)]
+
+
+def test_builtins_are_found_through_entry_points(monkeypatch, tmp_path):
+    host, _ = _host(monkeypatch, tmp_path)
+    builtin = {n: p for n, p in host.plugins.items() if p.builtin}
+    assert {"kd", "dlink", "simulated", "students", "cbramod"} <= set(builtin)
+    assert all(p.distribution == "eegkd-bench" for p in builtin.values())
+    assert BUILTIN_DISTILLERS <= set(host.registry.names("distillers"))
+    assert host.registry.get("distillers", "kd").plugin == "kd"
+
+
+def test_third_party_plugin_is_loaded_like_a_builtin(monkeypatch, tmp_path):
+    host, _ = _host(monkeypatch, tmp_path, **{"eegkd-echo": ({"echo_plugin": GOOD_DISTILLER}, {"echo": "echo_plugin"})})
+    info = host.plugins["echo"]
+    assert (info.status, info.distribution, info.version, info.builtin) == ("loaded", "eegkd-echo", "1.2.3", False)
+    assert host.registry.get("distillers", "echo-kd").description == "a third-party distiller"
+
+
+def test_broken_plugins_are_isolated(monkeypatch, tmp_path):
+    host, warned = _host(
+        monkeypatch, tmp_path,
+        **{"eegkd-bad-import": ({"bad_import": BROKEN_IMPORT}, {"bad_import": "bad_import"}),
+           "eegkd-bad-register": ({"bad_register": BROKEN_REGISTER}, {"bad_register": "bad_register"})},
+    )
+    assert host.plugins["bad_import"].status == "failed"
+    assert "this plugin is broken on purpose" in host.plugins["bad_import"].error
+    assert host.plugins["bad_register"].status == "failed"
+    assert "registration exploded" in host.plugins["bad_register"].error
+    assert any("bad_import" in w for w in warned) and any("bad_register" in w for w in warned)
+    assert all("\n" not in w for w in warned)
+    # everything else still loads
+    assert BUILTIN_DISTILLERS <= set(host.registry.names("distillers"))
+    assert not host.registry.conflicts
+
+
+def test_env_selects_external_plugins(monkeypatch, tmp_path):
+    dists = {"eegkd-echo": ({"echo_plugin": GOOD_DISTILLER}, {"echo": "echo_plugin"}),
+             "eegkd-bad-import": ({"bad_import": BROKEN_IMPORT}, {"bad_import": "bad_import"})}
+    host, warned = _host(monkeypatch, tmp_path, env="echo", **dists)
+    assert host.plugins["echo"].status == "loaded"
+    assert host.plugins["bad_import"].status == "not loaded"
+    assert not warned
+    host, _ = _host(monkeypatch, tmp_path, env="", **dists)
+    assert host.plugins["echo"].status == "not loaded"
+    assert "echo-kd" not in host.registry.names("distillers")
+    assert BUILTIN_DISTILLERS <= set(host.registry.names("distillers"))  # built-ins always load
+
+
+def test_duplicate_names_are_an_error_naming_both(monkeypatch, tmp_path):
+    host, _ = _host(monkeypatch, tmp_path, **{"eegkd-dup": ({"dup_kd": DUPLICATE_KD}, {"dup_kd": "dup_kd"})})
+    with pytest.raises(UserError) as err:
+        host.registry.check_conflicts()
+    assert "'kd'" in str(err.value) and "'dup_kd'" in str(err.value)
+
+
+def test_in_process_plugin_object():
+    class Plugin:
+        @hookimpl
+        def eegkd_register_distillers(self, register):
+            register("tiny", Distiller, description="tiny")
+
+    host = PluginHost()
+    host.register_plugin(Plugin(), "tiny-plugin")
+    assert host.registry.names("distillers") == ["tiny"]
+
+
+def _registry(*names):
+    reg = Registry()
+    for n in names:
+        reg.add(Entry("students", n, object, "p"))
+    return reg
+
+
+def test_wildcards_and_selection():
+    reg = _registry("eegnet", "eegconformer", "shallowconvnet", "deepconvnet")
+    assert [e.name for e in reg.entries("students", "eeg*")] == ["eegconformer", "eegnet"]
+    assert reg.select("students", "eegnet,*convnet") == ["eegnet", "deepconvnet", "shallowconvnet"]
+    assert reg.select("students", "all") == sorted(["eegnet", "eegconformer", "shallowconvnet", "deepconvnet"])
+    with pytest.raises(UserError, match="no student matches 'xyz\\*'"):
+        reg.select("students", "xyz*")
+    with pytest.raises(UserError, match="empty student selection"):
+        reg.select("students", " , ")
+
+
+def test_unknown_names_suggest():
+    reg = _registry("eegnet", "eegconformer")
+    with pytest.raises(UserError) as err:
+        reg.get("students", "egnet")
+    assert str(err.value) == "unknown student 'egnet'; did you mean 'eegnet'? see eegkd-bench list students"
+    assert unknown_message("distillers", "zzz", ["kd"]) == "unknown distiller 'zzz'; see eegkd-bench list distillers"
