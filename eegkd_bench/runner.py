@@ -35,7 +35,7 @@ from eegkd_bench.data.cache import default_cache_dir, stable_hash
 from eegkd_bench.metrics import KEY_METRIC, task_of
 from eegkd_bench.registry import Registry
 from eegkd_bench.results import SCHEMA_VERSION, ResultStore, versions
-from eegkd_bench.teachers import PreparedTeacher, prepare_teacher, teacher_outputs
+from eegkd_bench.teachers import OnlineTeacher, PreparedTeacher, TeacherOutputs, prepare_teacher, teacher_outputs
 from eegkd_bench.training import TrainConfig, evaluate, fit
 
 SPLIT_PROTOCOL = "subject-disjoint (dataset-declared train/val/test)"
@@ -119,6 +119,7 @@ class RunContext:
     cache_dir: Path
     data_dir: str | None = None
     latency: bool = True
+    teacher_cache: bool = True  # False: run the teacher on every batch (benchmarks, debugging)
 
 
 @dataclass
@@ -199,7 +200,7 @@ def skip_key(cell: CellSpec) -> str:
 
 
 def teacher_init_of(checkpoint: str | None) -> str:
-    from eegkd_bench.teachers import file_sha256
+    from eegkd_bench.data.cache import file_sha256
 
     if not checkpoint:
         return "random"
@@ -283,8 +284,14 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     X_tr, y_tr = windows.part("train")
     X_va, y_va = windows.part("val")
     X_te, y_te = windows.part("test")
-    outputs = teacher_outputs(prepared, X_tr, names, ctx.cache_dir, data_checksum=windows.checksum)
-    if names:
+    y_tr_t = torch.from_numpy(np.asarray(y_tr, dtype=np.int64))
+    # Augmented inputs differ from the cached clean ones, so the teacher then runs online on each batch.
+    online = cell.student_cfg.augment != "none" or not ctx.teacher_cache
+    outputs = None
+    if names and (not online or needs_warmup(distiller)):
+        outputs = teacher_outputs(prepared, X_tr, names, ctx.cache_dir if ctx.teacher_cache else None,
+                                  data_checksum=windows.checksum)
+    if outputs is not None and needs_warmup(distiller):
         whole = outputs.arrays
         distiller.on_train_start(
             TeacherBatch(
@@ -292,12 +299,13 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
                 features={k: _as_tensor(v) for k, v in whole.items() if k not in ("logits", "embedding")},
                 embedding=_as_tensor(whole.get("embedding")),
             ),
-            torch.from_numpy(np.asarray(y_tr, dtype=np.int64)),
+            y_tr_t,
         )
     else:
-        distiller.on_train_start(None, torch.from_numpy(np.asarray(y_tr, dtype=np.int64)))
+        distiller.on_train_start(None, y_tr_t)
+    source = OnlineTeacher(prepared.model, names) if online else (outputs or TeacherOutputs({}))
     result = fit(distiller, X_tr, y_tr, X_va, y_va, windows.n_classes, cell.student_cfg, seed=cell.seed,
-                 teacher=outputs, progress=progress)
+                 teacher=source, progress=progress)
     test = evaluate(distiller, X_te, y_te, windows.n_classes)  # the only time the test split is touched
     deployed = distiller.deployed()
     cost = cost_report(deployed, spec, latency=ctx.latency)
@@ -329,6 +337,11 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         "distiller_report": distiller.report(),
         "hparams": distiller.hparams,
     }
+
+
+def needs_warmup(distiller: Distiller) -> bool:
+    """Whether the distiller overrides ``on_train_start`` (then it needs the whole train set's teacher outputs)."""
+    return type(distiller).on_train_start is not Distiller.on_train_start
 
 
 def _as_tensor(arr: np.ndarray | None) -> torch.Tensor | None:

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eegkd_bench.api import EEGWindows, InputSpec, TeacherBatch, TeacherInfo, TeacherModel, UserError
-from eegkd_bench.data.cache import stable_hash
+from eegkd_bench.data.cache import file_sha256, stable_hash
 from eegkd_bench.training import ProgressFn, TrainConfig, evaluate, fit
 
 TEACHER_FORMAT = 1
@@ -68,15 +68,6 @@ class PreparedTeacher:
     train_time_s: float
     cached: bool
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
-    """sha256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @contextlib.contextmanager
@@ -204,13 +195,36 @@ def _load_cached_teacher(folder: Path, model: nn.Module) -> dict[str, Any] | Non
 
 
 # ------------------------------------------------------------------ teacher outputs
+class OnlineTeacher:
+    """Runs the frozen teacher on every batch: used with augmentation, or when caching is off."""
+
+    def __init__(self, model: TeacherModel, names: set[str]) -> None:
+        self.model = model
+        self.names = names
+
+    @torch.inference_mode()
+    def batch(self, idx: np.ndarray, x: torch.Tensor | None = None) -> TeacherBatch:
+        if not self.names:
+            return TeacherBatch()
+        if x is None:
+            raise ValueError("an online teacher needs the batch inputs")
+        self.model.eval()
+        out = self.model.forward_features(x)
+        feats = {n: out.features[n].clone() for n in self.names if n not in ("logits", "embedding")}
+        return TeacherBatch(
+            logits=out.logits.clone() if "logits" in self.names else None,
+            features=feats,
+            embedding=out.embedding.clone() if "embedding" in self.names and out.embedding is not None else None,
+        )
+
+
 class TeacherOutputs:
     """The frozen teacher's outputs on the training split, memory-mapped from the cache."""
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.arrays = arrays
 
-    def batch(self, idx: np.ndarray) -> TeacherBatch:
+    def batch(self, idx: np.ndarray, x: torch.Tensor | None = None) -> TeacherBatch:
         def get(name: str) -> torch.Tensor:
             return torch.from_numpy(np.asarray(self.arrays[name][idx], dtype=np.float32))
 

@@ -33,6 +33,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     patience: int = 0  # stop after this many epochs without validation improvement (0: never)
     eval_batch_size: int = 256
+    augment: str = "none"  # "none" | "jitter" (amplitude scaling, noise, circular time shift)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,14 +48,34 @@ class Trainable(Protocol):
 
 
 class TeacherSource(Protocol):
-    """Teacher outputs for rows of the training split (in memory or memory-mapped on disk)."""
+    """Teacher outputs for rows ``idx`` of the training split whose (possibly augmented) inputs are ``x``.
 
-    def batch(self, idx: np.ndarray) -> TeacherBatch: ...
+    Cached sources read rows by index; an online source runs the frozen teacher on ``x``,
+    which is what augmentation needs (cached outputs of the clean inputs would be wrong).
+    """
+
+    def batch(self, idx: np.ndarray, x: torch.Tensor | None = None) -> TeacherBatch: ...
 
 
 class NoTeacher:
-    def batch(self, idx: np.ndarray) -> TeacherBatch:
+    def batch(self, idx: np.ndarray, x: torch.Tensor | None = None) -> TeacherBatch:
         return TeacherBatch()
+
+
+AUGMENTATIONS = ("none", "jitter")
+
+
+def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """Label-preserving input augmentation (changes inputs, so teacher outputs must be recomputed)."""
+    if kind == "none":
+        return x
+    if kind != "jitter":
+        raise ValueError(f"unknown augmentation {kind!r}; expected one of {AUGMENTATIONS}")
+    b = x.shape[0]
+    scale = 1.0 + 0.1 * torch.randn(b, 1, 1, generator=gen)
+    noise = 0.05 * x.std() * torch.randn(x.shape, generator=gen)
+    shift = int(torch.randint(0, max(1, x.shape[-1] // 20), (1,), generator=gen))
+    return torch.roll(x * scale + noise, shifts=shift, dims=-1)
 
 
 @dataclass
@@ -129,7 +150,8 @@ def fit(
             if len(idx) < 2 and n >= 2:
                 continue  # a batch of one breaks batch norm and pairwise losses
             x, y = Xt[idx], yt[idx]
-            terms = model.losses(x, y, teacher.batch(idx))
+            x = augment_batch(x, cfg.augment, gen)
+            terms = model.losses(x, y, teacher.batch(idx, x))
             loss = sum(terms.values())
             if not torch.isfinite(loss):
                 bad = [k for k, v in terms.items() if not torch.isfinite(v)]

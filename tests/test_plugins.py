@@ -68,7 +68,7 @@ def test_env_selects_external_plugins(monkeypatch, tmp_path):
     host, warned = _host(monkeypatch, tmp_path, env="echo", **dists)
     assert host.plugins["echo"].status == "loaded"
     assert host.plugins["bad_import"].status == "not loaded"
-    assert not warned
+    assert not any("bad_import" in w for w in warned)
     host, _ = _host(monkeypatch, tmp_path, env="", **dists)
     assert host.plugins["echo"].status == "not loaded"
     assert "echo-kd" not in host.registry.names("distillers")
