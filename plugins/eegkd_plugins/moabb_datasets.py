@@ -1,0 +1,429 @@
+"""MOABB datasets, read by MOABB's own dataset and paradigm classes, never downloaded by us.
+
+Registered: ``bnci2014_001`` (BCI Competition IV 2a) and ``physionetmi``
+(PhysioNet EEG Motor Movement/Imagery), preprocessed as CBraMod's
+``preprocessing_bciciv2a.py`` / ``preprocessing_physio.py`` do, and
+:class:`MoabbDataset` for any other MOABB dataset::
+
+    from eegkd_plugins.moabb_datasets import MoabbDataset
+    register("bnci2014_004", lambda: MoabbDataset("BNCI2014_004", "LeftRightImagery"))
+
+Where the files are: MOABB's own place, ``<MNE root>/MNE-<sign>-data/...``,
+with the MNE root taken from ``data_dir`` / ``$EEGKD_DATA`` when that folder
+holds ``MNE-<sign>-data`` (directly or under ``mne_data/``), else MNE's
+``MNE_DATASETS_<SIGN>_PATH`` / ``MNE_DATA`` configuration, else ``~/mne_data``.
+
+Offline guarantee: availability and the not-downloaded failure never import
+MOABB (importing it takes seconds) and never call a downloader; loading runs
+MOABB with ``MOABB_DOWNLOAD_PROVIDER=upstream`` and with its downloader
+(``moabb.datasets.download.retrieve``) replaced by a check that raises
+:class:`DataUnavailable` for a missing file instead of fetching it.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from eegkd_bench import hookimpl
+from eegkd_bench.api import Availability, DataUnavailable, Dataset, EEGWindows, UserError
+from eegkd_bench.data import preprocess as pp
+
+RECIPE_VERSION = 1
+
+
+# ---------------------------------------------------------------------- MNE root
+def mne_root(sign: str | None, data_dir: str | os.PathLike | None = None) -> tuple[Path, list[str]]:
+    """The MNE data root MOABB would use for ``sign`` (e.g. ``BNCI``), and every place considered."""
+    import mne
+
+    looked: list[str] = []
+    key_dir = f"MNE-{sign.lower()}-data" if sign else None
+    for base in (data_dir, os.environ.get(pp.ENV_DATA)):
+        if not base:
+            continue
+        for cand in (Path(base).expanduser(), Path(base).expanduser() / "mne_data"):
+            looked.append(str(cand))
+            if key_dir and (cand / key_dir).is_dir():
+                return cand, looked
+    configured = (mne.get_config(f"MNE_DATASETS_{sign.upper()}_PATH") if sign else None) or mne.get_config("MNE_DATA")
+    root = Path(configured).expanduser() if configured else Path.home() / "mne_data"
+    looked.append(str(root))
+    return root, looked
+
+
+class _Missing(Exception):
+    """MOABB asked for a file that is not on disk."""
+
+    def __init__(self, url: str, path: Path) -> None:
+        super().__init__(f"{path} (from {url})")
+        self.url, self.path = url, path
+
+
+def _no_download(url: str, known_hash: Any = None, fname: str | None = None, path: Any = None,
+                 *args: Any, probe: list[Path] | None = None, **kwargs: Any) -> str:
+    """Stands in for ``pooch.retrieve``: the local file if it exists, never a download."""
+    target = Path(path) / fname if fname else Path(path)
+    if target.is_file():
+        return str(target)
+    if probe is not None:  # listing mode: remember and go on
+        probe.append(target)
+        return str(target)
+    raise _Missing(url, target)
+
+
+@contextlib.contextmanager
+def moabb_offline(root: Path, sign: str | None, probe: list[Path] | None = None) -> Iterator[None]:
+    """Run MOABB against ``root`` with downloads disabled (missing files raise, or are listed in ``probe``)."""
+    import moabb.datasets.download as dl
+
+    env = {"MNE_DATA": str(root), "MOABB_DOWNLOAD_PROVIDER": "upstream"}
+    if sign:
+        env[f"MNE_DATASETS_{sign.upper()}_PATH"] = str(root)
+    saved_env = {k: os.environ.get(k) for k in env}
+    saved = dl.retrieve, dl.file_hash
+    os.environ.update(env)
+    dl.retrieve = functools.partial(_no_download, probe=probe)
+    if probe is not None:  # hashing every existing file only to list paths would cost seconds
+        dl.file_hash = lambda *a, **k: None
+    try:
+        yield
+    finally:
+        dl.retrieve, dl.file_hash = saved
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# ---------------------------------------------------------------- raw preprocessing
+def cbramod_raw_step(raw: Any, *, car: bool, l_freq: float | None, h_freq: float | None,
+                     notch: float | None, causal_order: int | None) -> Any:
+    """Common average reference, band-pass and notch on the EEG channels of one MOABB run (in place).
+
+    ``causal_order`` set: a causal Butterworth of that order (CBraMod's
+    ``scipy.signal.lfilter`` for BCIC-IV-2a), else MNE's default zero-phase FIR.
+    """
+    if car:
+        raw.set_eeg_reference("average", projection=False, verbose="error")
+    if l_freq is not None or h_freq is not None:
+        if causal_order:
+            raw.filter(l_freq, h_freq, picks="eeg", method="iir", phase="forward",
+                       iir_params={"order": causal_order, "ftype": "butter"}, verbose="error")
+        else:
+            raw.filter(l_freq, h_freq, picks="eeg", verbose="error")
+    if notch is not None:
+        raw.notch_filter(notch, picks="eeg", verbose="error")
+    return raw
+
+
+def number_ranges(numbers: Sequence[int]) -> str:
+    """``[2, 3, 4, 5, 7, 9]`` -> ``'2-5, 7, 9'``."""
+    out: list[str] = []
+    for n in sorted(numbers):
+        if out and "-" in out[-1] and int(out[-1].split("-")[1]) == n - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{n}"
+        elif out and "-" not in out[-1] and int(out[-1]) == n - 1:
+            out[-1] = f"{out[-1]}-{n}"
+        else:
+            out.append(str(n))
+    return ", ".join(out)
+
+
+# ---------------------------------------------------------------------- the class
+class MoabbDataset(Dataset):
+    """Any MOABB dataset + paradigm as windows at 200 Hz in uV / 100, with a subject split.
+
+    ``dataset``: a class name in ``moabb.datasets`` (e.g. ``"BNCI2014_004"``);
+    ``paradigm``: a class name in ``moabb.paradigms`` (e.g. ``"MotorImagery"``).
+    ``events`` (MOABB event names, in class order) default to the paradigm's
+    choice; ``splits`` maps train/val/test to subject numbers and defaults to
+    the sorted subjects split 70/15/15 %. ``tmin``/``tmax`` are relative to the
+    dataset's task interval, as in MOABB.
+    """
+
+    kind = "real"
+    paradigm = "motor imagery"
+    sfreq = pp.TARGET_SFREQ
+    #: MOABB's ``sign`` (the ``MNE-<sign>-data`` folder), when known without importing MOABB
+    sign: str | None = None
+    subject_format = "{:d}"
+
+    def __init__(self, dataset: str, paradigm: str = "MotorImagery", *, name: str | None = None,
+                 events: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
+                 splits: dict[str, Sequence[int]] | None = None, subjects: Sequence[int] | None = None,
+                 tmin: float = 0.0, tmax: float | None = None, n_samples: int | None = None,
+                 car: bool = False, l_freq: float | None = 0.3, h_freq: float | None = None,
+                 notch: float | None = None, causal_order: int | None = None,
+                 dataset_kwargs: dict[str, Any] | None = None, paradigm_kwargs: dict[str, Any] | None = None,
+                 description: str = "") -> None:
+        self.dataset_class = dataset
+        self.paradigm_class = paradigm
+        self.name = name or dataset.lower()
+        self.events = tuple(events) if events else None
+        self.class_names = tuple(class_names or events or ())
+        if self.events and len(self.class_names) != len(self.events):
+            raise UserError(f"{self.name}: {len(self.class_names)} class_names for {len(self.events)} events; "
+                            "give one class name per event")
+        self.splits = {k: tuple(v) for k, v in splits.items()} if splits else None
+        self.subjects = tuple(subjects) if subjects else (
+            tuple(s for v in self.splits.values() for s in v) if self.splits else None)
+        self.tmin, self.tmax, self.n_samples = tmin, tmax, n_samples
+        self.window_s = (n_samples / pp.TARGET_SFREQ) if n_samples else (
+            (tmax - tmin) if tmax is not None else 0.0)
+        self.filters = {"car": car, "l_freq": l_freq, "h_freq": h_freq, "notch": notch,
+                        "causal_order": causal_order}
+        self.dataset_kwargs = dict(dataset_kwargs or {})
+        self.paradigm_kwargs = dict(paradigm_kwargs or {})
+        self.description = description or f"MOABB {dataset} ({paradigm}), 200 Hz, uV/100"
+
+    # -- MOABB objects (imported lazily: importing moabb takes seconds)
+    def moabb_dataset(self) -> Any:
+        """The MOABB dataset object."""
+        import moabb.datasets
+
+        try:
+            cls = getattr(moabb.datasets, self.dataset_class)
+        except AttributeError:
+            raise UserError(f"{self.name}: moabb has no dataset {self.dataset_class!r}; "
+                            "see python -c 'import moabb.datasets as d; print(d.__all__)'") from None
+        return cls(**self.dataset_kwargs)
+
+    def moabb_paradigm(self) -> Any:
+        """MOABB's paradigm with our raw-level filters in place of its band-pass."""
+        import moabb.paradigms
+        from moabb.datasets.preprocessing import NamedFunctionTransformer
+
+        try:
+            base = getattr(moabb.paradigms, self.paradigm_class)
+        except AttributeError:
+            raise UserError(f"{self.name}: moabb has no paradigm {self.paradigm_class!r}; "
+                            "e.g. MotorImagery, LeftRightImagery, P300, SSVEP") from None
+        step = NamedFunctionTransformer(functools.partial(cbramod_raw_step, **self.filters),
+                                        display_name=f"eegkd raw step {self.filters}")
+
+        class _Paradigm(base):  # MOABB's own epoching and resampling, our raw filters
+            def _get_raw_pipelines(self) -> list[Any]:
+                return [step]
+
+        kwargs = {"tmin": self.tmin, "tmax": self.tmax, "resample": pp.TARGET_SFREQ, **self.paradigm_kwargs}
+        if self.events:
+            kwargs.setdefault("events", list(self.events))
+            kwargs.setdefault("n_classes", len(self.events))
+        return _Paradigm(**kwargs)
+
+    # -- files
+    def expected_files(self, subject: int, root: Path) -> list[Path] | None:
+        """The files MOABB reads for one subject (None: ask MOABB itself)."""
+        return None
+
+    def _subject_list(self) -> list[int]:
+        if self.subjects is not None:
+            return list(self.subjects)
+        return list(self.moabb_dataset().subject_list)
+
+    def _missing_by_subject(self, root: Path) -> dict[int, list[Path]]:
+        out: dict[int, list[Path]] = {}
+        for s in self._subject_list():
+            expected = self.expected_files(s, root)
+            if expected is None:  # ask MOABB where its files go, with downloads disabled
+                probe: list[Path] = []
+                ds = self.moabb_dataset()
+                with moabb_offline(root, self.sign, probe=probe):
+                    try:
+                        ds.data_path(s)
+                    except Exception as exc:  # a loader that unpacks after "downloading"
+                        probe.append(Path(f"<{type(exc).__name__}: {exc}>"))
+                out[s] = probe
+            else:
+                out[s] = [p for p in expected if not p.is_file()]
+        return out
+
+    def split_of(self, subjects: Sequence[int]) -> dict[int, str]:
+        """Protocol split of every subject number."""
+        if self.splits:
+            return {s: split for split, members in self.splits.items() for s in members}
+        by_id = pp.split_fractions([str(s) for s in subjects], 0.70, 0.15)
+        return {int(k): v for k, v in by_id.items()}
+
+    def how_to_get(self, root: Path) -> str:
+        """The command that downloads the dataset to ``root``."""
+        return (f"download it with MOABB: MOABB_DOWNLOAD_PROVIDER=upstream MNE_DATA={root} python -c "
+                f"\"import moabb.datasets as d; d.{self.dataset_class}().download()\"")
+
+    def legacy_hint(self, root: Path) -> str:
+        """A hint when the files sit where an older MOABB put them (none by default)."""
+        return ""
+
+    # -- the contract
+    def availability(self, data_dir: str | None = None) -> Availability:
+        """Which subjects' files are on disk where MOABB looks (no download, no network)."""
+        root, _ = mne_root(self.sign, data_dir)
+        missing = self._missing_by_subject(root)
+        present = [s for s, m in missing.items() if not m]
+        detail = f"{len(present)} of {len(missing)} subjects downloaded"
+        if len(present) < len(missing):
+            first = next(m[0] for m in missing.values() if m)
+            detail += f"; e.g. missing {first}"
+            hint = self.legacy_hint(root)
+            detail += f"; {hint}" if hint else ""
+        return Availability(bool(present), str(root), self.how_to_get(root), detail)
+
+    def load(self, data_dir: str | None = None, cache_dir: str | None = None) -> EEGWindows:
+        """Windows of every downloaded subject; raises DataUnavailable at once when files are missing."""
+        root, _ = mne_root(self.sign, data_dir)
+        missing = self._missing_by_subject(root)
+        present = [s for s, m in missing.items() if not m]
+        if not present:
+            first = next((m[0] for m in missing.values() if m), root)
+            hint = self.legacy_hint(root)
+            raise DataUnavailable(f"{self.name}: not downloaded (no {first}){'; ' + hint if hint else ''}; "
+                                  f"{self.how_to_get(root)}, or set MNE_DATA to where it is")
+        split_of = self.split_of(list(missing))
+        empty = [sp for sp in ("train", "val", "test") if not any(split_of.get(s) == sp for s in present)]
+        if empty:
+            need = "; ".join(f"{sp}: {number_ranges([s for s in missing if split_of.get(s) == sp])}"
+                             for sp in empty)
+            raise DataUnavailable(f"{self.name}: split(s) {empty} have no downloaded subject (need subjects "
+                                  f"{need}); {self.how_to_get(root)}")
+        paths = sorted({p for s in present for p in (self.expected_files(s, root) or [])})
+        files = pp.source_files([p for p in paths if p.is_file()], root) if paths else []
+        params = {"recipe": RECIPE_VERSION, "dataset": self.dataset_class, "paradigm": self.paradigm_class,
+                  "events": self.events, "tmin": self.tmin, "tmax": self.tmax, "n_samples": self.n_samples,
+                  "filters": self.filters, "dataset_kwargs": self.dataset_kwargs,
+                  "paradigm_kwargs": self.paradigm_kwargs, "subjects": present, "splits": split_of,
+                  "scale": f"uV/{pp.UV_DIVISOR}", "sfreq": pp.TARGET_SFREQ}
+        skipped = [s for s in missing if s not in present]
+        return pp.cached_build(self.name, files, params,
+                               lambda: self._build(root, present, skipped, split_of, files), cache_dir)
+
+    def _build(self, root: Path, present: list[int], skipped: list[int], split_of: dict[int, str],
+               files: list[pp.SourceFile]) -> EEGWindows:
+        log = pp.SkipLog(self.name)
+        if skipped:
+            log.remark(f"subject(s) {number_ranges(skipped)} not downloaded; loaded {len(present)} subject(s)")
+        ds, paradigm = self.moabb_dataset(), self.moabb_paradigm()
+        stack = pp.WindowStack()
+        ch_names: list[str] | None = None
+        classes = list(self.class_names)
+        import mne
+
+        with moabb_offline(root, self.sign), mne.utils.use_log_level("error"):
+            for s in present:
+                try:
+                    epochs, labels, _meta = paradigm.get_data(ds, [s], return_epochs=True)
+                except _Missing as exc:
+                    log.skip(f"subject {s}", f"file missing: {exc.path}")
+                    continue
+                except Exception as exc:  # a damaged file inside MOABB's reader
+                    log.skip(f"subject {s}", f"MOABB could not read it ({type(exc).__name__}: {exc})")
+                    continue
+                X = epochs.get_data(units="uV")
+                n = self.n_samples or X.shape[-1]
+                if X.shape[-1] < n:
+                    log.skip(f"subject {s}", f"epochs of {X.shape[-1]} samples; expected {n}")
+                    continue
+                if ch_names is None:
+                    ch_names = list(epochs.ch_names)
+                elif list(epochs.ch_names) != ch_names:
+                    log.skip(f"subject {s}", f"channels {epochs.ch_names} differ from {ch_names}")
+                    continue
+                if not classes:
+                    classes = sorted(set(labels))
+                unknown = sorted(set(labels) - set(self.events or classes))
+                if unknown:
+                    log.skip(f"subject {s}", f"unexpected event(s) {unknown}; expected {list(self.events or classes)}")
+                    continue
+                y = np.array([list(self.events or classes).index(lab) for lab in labels], dtype=np.int64)
+                stack.add(X[..., :n], y, self.subject_format.format(s), split_of[s])
+        windows = stack.build(self.name, ch_names=ch_names or [], class_names=classes,
+                              checksum=pp.files_checksum(files) if files else f"moabb:{self.dataset_class}",
+                              notes=log.notes())
+        return pp.require_splits(self.name, windows, self.how_to_get(root))
+
+
+# ------------------------------------------------------------------ BCIC-IV-2a
+class BNCI2014_001(MoabbDataset):
+    """BCI Competition IV 2a through MOABB, preprocessed as CBraMod's BCIC-IV-2a recipe.
+
+    CBraMod: 22 EEG channels, channel-mean (common average) subtraction,
+    5th-order Butterworth 0.3-40 Hz with causal ``lfilter``, seconds 2-6 of each
+    trial resampled to 800 samples, 4 classes; split A01-A05 / A06-A07 /
+    A08-A09 with both sessions. Ours: the same steps on MOABB's runs; the
+    causal filter runs over each continuous run rather than from each trial
+    start (our reading: it avoids a start-up transient inside the window), and
+    MOABB epochs [2, 6] s and resamples them to 200 Hz.
+    """
+
+    name = "bnci2014_001"
+    description = "BCI Competition IV 2a (MOABB BNCI2014_001): 4-class MI, 22 channels, 4-s windows, A01-05/A06-07/A08-09"
+    class_names = ("left_hand", "right_hand", "feet", "tongue")
+    n_channels = 22
+    window_s = 4.0
+    sign = "BNCI"
+    subject_format = "A{:02d}"
+    LEGACY = "MNE-bnci-data/database/data-sets/001-2014"
+    CURRENT = "MNE-bnci-data/~bci/database/001-2014"
+
+    def __init__(self) -> None:
+        super().__init__("BNCI2014_001", "MotorImagery", name=self.name, events=self.class_names,
+                         splits={"train": range(1, 6), "val": (6, 7), "test": (8, 9)},
+                         tmin=0.0, tmax=None, n_samples=800, car=True, l_freq=0.3, h_freq=40.0,
+                         causal_order=5, description=self.description)
+
+    def expected_files(self, subject: int, root: Path) -> list[Path]:
+        """moabb 1.7: ``<root>/MNE-bnci-data/~bci/database/001-2014/A01T.mat`` (and ``A01E.mat``)."""
+        return [root / self.CURRENT / f"A{subject:02d}{r}.mat" for r in "TE"]
+
+    def legacy_hint(self, root: Path) -> str:
+        """Files in the pre-1.1 location ``MNE-bnci-data/database/data-sets/001-2014``."""
+        old = root / self.LEGACY
+        if old.is_dir() and any(old.glob("A0*.mat")):
+            return f"files found in the pre-1.1 MOABB location {old}; move them to {root / self.CURRENT}"
+        return ""
+
+
+# ------------------------------------------------------------------- PhysioNet MI
+PHYSIONET_RUNS = (4, 6, 8, 10, 12, 14)
+
+
+class PhysionetMI(MoabbDataset):
+    """PhysioNet EEG Motor Movement/Imagery through MOABB, preprocessed as CBraMod's recipe.
+
+    CBraMod: imagery runs 4/6/8/10/12/14, 64 channels, average reference,
+    high-pass 0.3 Hz, notch 60 Hz, 200 Hz, 4-s epochs from each T1/T2 onset,
+    classes left fist, right fist (runs 4/8/12), both fists, both feet (runs
+    6/10/14); split S001-070 / S071-089 / S090-109. MOABB calls the same events
+    left_hand, right_hand, hands, feet; it resamples the epochs rather than the
+    run (our reading: equivalent up to filter edge effects).
+    """
+
+    name = "physionetmi"
+    description = "PhysioNet MI (MOABB PhysionetMI): 4-class imagery, 64 channels, 4-s windows, S001-070/071-089/090-109"
+    class_names = ("left_hand", "right_hand", "hands", "feet")
+    n_channels = 64
+    window_s = 4.0
+    sign = "EEGBCI"
+    subject_format = "S{:03d}"
+
+    def __init__(self) -> None:
+        super().__init__("PhysionetMI", "MotorImagery", name=self.name, events=self.class_names,
+                         splits={"train": range(1, 71), "val": range(71, 90), "test": range(90, 110)},
+                         tmin=0.0, tmax=4.0, n_samples=800, car=True, l_freq=0.3, h_freq=None, notch=60.0,
+                         dataset_kwargs={"imagined": True, "executed": False}, description=self.description)
+
+    def expected_files(self, subject: int, root: Path) -> list[Path]:
+        """``<root>/MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf`` for the six imagery runs."""
+        folder = root / "MNE-eegbci-data" / "files" / "eegmmidb" / "1.0.0" / f"S{subject:03d}"
+        return [folder / f"S{subject:03d}R{r:02d}.edf" for r in PHYSIONET_RUNS]
+
+
+@hookimpl
+def eegkd_register_datasets(register: Any) -> None:
+    register("bnci2014_001", BNCI2014_001, description=BNCI2014_001.description)
+    register("physionetmi", PhysionetMI, description=PhysionetMI.description)
