@@ -1,0 +1,336 @@
+"""``dlink``: Distilling Layer-wise and Dominant Knowledge from EEG foundation models (arXiv 2604.15016).
+
+The paper's full text is not public to us; this is *our reading* of its abstract
+(see /work/shared/DESIGN.md and docs/distillers.md). Three parts, each switchable:
+
+1. **router** (:mod:`.router`, training-only): per-input weights ``alpha`` over the
+   teacher layers give the target ``H~ = sum_l alpha_l H'_l``. Default schedule
+   ``router_mode="two-stage"``: router + probe are fitted on the cached teacher layers
+   in :meth:`DLink.on_train_start`, then frozen. ``"joint"`` trains them inside the
+   loop instead, from the probe CE only: ``alpha`` is detached in the mimic target,
+   otherwise the student's loss would teach the router to pick the layer that is
+   easiest to imitate rather than the task-relevant one (our choice).
+2. **EEG MiC student** (:mod:`.mic`, deployed): the student backbone's final map is
+   projected into the teacher layout (``Pi``, mimic loss vs ``H~``), compressed and
+   classified by one small linear layer.
+3. **spectral term** (:mod:`.spectral`): log-magnitude L1 + magnitude-weighted phase
+   ``1 - cos`` of the FFT along the patch axis of ``Pi(F_s)`` and ``H~``, zero-padded
+   to ``spec_nfft`` points.
+
+Loss: ``CE + lambda_feat * L_mimic + lambda_spec * L_spec (+ kd_weight * KD)``
+(``+ router_weight * probe CE + router_balance * balance`` in joint mode).
+Registered variants for ablations: ``dlink``, ``dlink-norouter`` (last teacher layer
+only), ``dlink-nospec`` (``lambda_spec = 0``), ``dlink-nomic`` (plain student; ``Pi`` is
+then a training-only adapter and the student's own head classifies).
+Default weights (``lambda_feat = 1``, ``lambda_spec = 0.1``, ``tau = 1``, all layers)
+are ours, not the paper's.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from eegkd_bench import hookimpl
+from eegkd_bench.api import (
+    Distiller,
+    EEGModel,
+    InputSpec,
+    TeacherBatch,
+    TeacherInfo,
+    TeacherNeeds,
+    UserError,
+)
+from eegkd_plugins.distillers.common import (
+    as_float,
+    channels_time,
+    check_choice,
+    check_positive,
+    check_student_features,
+    cross_entropy,
+    require_teacher,
+    teacher_layer_shape,
+)
+from eegkd_plugins.distillers.kd import kd_loss, teacher_logits
+from eegkd_plugins.distillers.mic import MiCStudent, TeacherLayoutProjector
+from eegkd_plugins.distillers.router import (
+    LayerRouter,
+    Probe,
+    balance_loss,
+    fit_router,
+    layer_summaries,
+    mix_layers,
+    router_objective,
+)
+from eegkd_plugins.distillers.spectral import spectral_loss
+
+PATCH_AXIS = 2  # of the teacher layout (B, C, P, D)
+
+
+def mimic_loss(projected: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """``MSE`` or ``1 - cosine`` (over the width axis, averaged over tokens) between ``Pi(F_s)`` and ``H~``."""
+    target = target.detach()
+    if kind == "mse":
+        return F.mse_loss(projected, target)
+    return (1.0 - F.cosine_similarity(projected, target, dim=-1, eps=1e-8)).mean()
+
+
+class DLink(Distiller):
+    """Router-weighted layer target + project-then-compress student + spectral alignment."""
+
+    name = "dlink"
+    needs_student_features = True
+    defaults = {
+        "use_router": True,
+        "use_mic": True,
+        "lambda_feat": 1.0,
+        "lambda_spec": 0.1,
+        "phase_weight": 1.0,
+        "spec_nfft": 8,
+        "mimic_loss": "mse",
+        "normalize_layers": True,
+        "router_mode": "two-stage",
+        "router_tau": 1.0,
+        "router_top_k": 0,
+        "router_hidden": 64,
+        "router_epochs": 30,
+        "router_lr": 1e-3,
+        "router_batch": 256,
+        "router_balance": 0.01,
+        "router_weight": 1.0,
+        "mic_rank": 16,
+        "mic_basis": 4,
+        "mic_channels": 4,
+        "mic_dim": 8,
+        "mic_stride": 2,
+        "kd_weight": 0.0,
+        "temperature": 4.0,
+    }
+
+    def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any) -> None:
+        super().__init__(student, teacher, spec, **hparams)
+        info = require_teacher(self.name, teacher)
+        hp = self.hparams
+        self._check_options(hp)
+        out = check_student_features(self.name, student, spec)
+        self.final = student.feature_names[-1]
+        in_channels = channels_time(out.features[self.final]).shape[1]
+
+        self.layers = tuple(info.layer_names) if hp["use_router"] else (info.layer_names[-1],)
+        shapes = {name: teacher_layer_shape(self.name, info, name) for name in self.layers}
+        if len(set(shapes.values())) > 1:
+            raise UserError(f"{self.name}: teacher {info.name!r} layers have different shapes "
+                            f"{sorted(set(shapes.values()))}; the router mixes layers of one shape, "
+                            "use dlink-norouter for this teacher")
+        self.layout = shapes[self.layers[-1]]
+        n_ch, n_patches, width = self.layout
+
+        if hp["use_mic"]:
+            self.mic: MiCStudent | None = MiCStudent(
+                student, spec, self.final, in_channels, self.layout, rank=hp["mic_rank"], basis=hp["mic_basis"],
+                channels=hp["mic_channels"], width=hp["mic_dim"], stride=hp["mic_stride"])
+            self.projector: nn.Module | None = None
+        else:
+            self.mic = None
+            self.projector = TeacherLayoutProjector(in_channels, self.layout, hp["mic_rank"], hp["mic_basis"])
+
+        if hp["use_router"]:
+            self.router: LayerRouter | None = LayerRouter(len(self.layers), width, hp["router_hidden"],
+                                                          hp["router_tau"], hp["router_top_k"])
+            self.probe: Probe | None = Probe(width, spec.n_classes)
+        else:
+            self.router = self.probe = None
+        self.router_fitted = False
+        self.router_stats: dict[str, Any] = {}
+        self._alpha_sum = torch.zeros(len(self.layers), dtype=torch.float64)
+        self._alpha_class: dict[int, torch.Tensor] = {}
+        self._alpha_count: dict[int, int] = {}
+
+    def _check_options(self, hp: dict[str, Any]) -> None:
+        check_choice(self.name, "router_mode", hp["router_mode"], ("two-stage", "joint"))
+        check_choice(self.name, "mimic_loss", hp["mimic_loss"], ("mse", "cosine"))
+        check_positive(self.name, hp, ["router_tau", "router_lr", "temperature"])
+        check_positive(self.name, hp, ["lambda_feat", "lambda_spec", "phase_weight", "router_balance",
+                                       "router_weight", "kd_weight"], allow_zero=True)
+        for key in ("router_hidden", "router_batch", "mic_rank", "mic_basis", "mic_channels", "mic_dim",
+                    "mic_stride", "spec_nfft"):
+            if not isinstance(hp[key], int) or isinstance(hp[key], bool) or hp[key] < 1:
+                raise UserError(f"{self.name}: option {key}={hp[key]!r} is not valid; expected an integer >= 1")
+        for key in ("router_top_k", "router_epochs"):
+            if not isinstance(hp[key], int) or isinstance(hp[key], bool) or hp[key] < 0:
+                raise UserError(f"{self.name}: option {key}={hp[key]!r} is not valid; expected an integer >= 0")
+
+    # ------------------------------------------------------------------ contract
+    def teacher_needs(self) -> TeacherNeeds:
+        return TeacherNeeds(logits=self.hparams["kd_weight"] > 0, layers=self.layers)
+
+    def deployed(self) -> nn.Module:
+        return self.mic if self.mic is not None else self.student
+
+    @property
+    def router_trainable(self) -> bool:
+        return self.router is not None and not self.router_fitted
+
+    def _prepare(self, teacher: TeacherBatch) -> list[torch.Tensor]:
+        return [as_float(teacher.features[name]) for name in self.layers]
+
+    def _targets(self, layers: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.hparams["normalize_layers"]:
+            return [F.layer_norm(h, h.shape[-1:]) for h in layers]
+        return layers
+
+    def losses(self, x: torch.Tensor, y: torch.Tensor, teacher: TeacherBatch) -> dict[str, torch.Tensor]:
+        hp = self.hparams
+        if self.mic is not None:
+            logits, projected = self.mic.forward_mimic(x)
+        else:
+            logits = (out := self.student.forward_features(x)).logits
+            projected = self.projector(out.features[self.final])
+        raw = self._prepare(teacher)
+        targets = self._targets(raw)
+        terms = {"ce": cross_entropy(logits, y)}
+        if self.router is None:
+            target = targets[0]
+        else:
+            summaries, pooled = layer_summaries(raw, hp["normalize_layers"])
+            if self.router_trainable:
+                probe_ce, alpha, _ = router_objective(self.router, self.probe, summaries, pooled, y, 0.0)
+                terms["router"] = hp["router_weight"] * probe_ce + hp["router_balance"] * balance_loss(alpha)
+                if self.training:
+                    self._accumulate(alpha.detach(), y)
+            else:
+                with torch.no_grad():
+                    alpha = self.router(summaries)
+            target = mix_layers(targets, alpha.detach())
+        terms["mimic"] = hp["lambda_feat"] * mimic_loss(projected, target, hp["mimic_loss"])
+        if hp["lambda_spec"] > 0:
+            mag, phase = spectral_loss(projected, target.detach(), PATCH_AXIS, hp["spec_nfft"], hp["phase_weight"])
+            terms["spec"] = hp["lambda_spec"] * (mag + phase)
+        if hp["kd_weight"] > 0:
+            terms["kd"] = hp["kd_weight"] * kd_loss(logits, teacher_logits(self.name, teacher), hp["temperature"])
+        return terms
+
+    # ------------------------------------------------------------------ router stage
+    def on_train_start(self, teacher_train: TeacherBatch | None, y_train: torch.Tensor | None) -> None:
+        """Stage 1 (two-stage mode): fit router + probe on the cached teacher layers, then freeze them."""
+        hp = self.hparams
+        if self.router is None or hp["router_mode"] != "two-stage":
+            return
+        if teacher_train is None or y_train is None or any(n not in teacher_train.features for n in self.layers):
+            warnings.warn(f"{self.name}: no cached teacher layers before training; the router is trained "
+                          "jointly instead of in a separate stage", stacklevel=2)
+            return
+        y_all = torch.as_tensor(y_train).long()
+        summaries, pooled = [], []
+        with torch.no_grad():
+            for start in range(0, len(y_all), hp["router_batch"]):
+                stop = start + hp["router_batch"]
+                layers = [as_float(teacher_train.features[name][start:stop]) for name in self.layers]
+                s, p = layer_summaries(layers, hp["normalize_layers"])
+                summaries.append(s)
+                pooled.append(p)
+        s_all, p_all = torch.cat(summaries), torch.cat(pooled)
+        seed = int(torch.initial_seed() % (2 ** 31))
+        stats = fit_router(self.router, self.probe, s_all, p_all, y_all, epochs=hp["router_epochs"],
+                           lr=hp["router_lr"], batch_size=hp["router_batch"], balance_weight=hp["router_balance"],
+                           seed=seed)
+        self.router.requires_grad_(False)
+        self.probe.requires_grad_(False)
+        self.router.eval()
+        self.probe.eval()
+        self.router_fitted = True
+        with torch.no_grad():
+            self._accumulate(self.router(s_all), y_all)
+        self.router_stats = stats
+
+    def _accumulate(self, alpha: torch.Tensor, y: torch.Tensor) -> None:
+        alpha = alpha.double()
+        self._alpha_sum += alpha.sum(0)
+        for c in torch.unique(y).tolist():
+            sel = alpha[y == c]
+            self._alpha_class[c] = self._alpha_class.get(c, torch.zeros_like(self._alpha_sum)) + sel.sum(0)
+            self._alpha_count[c] = self._alpha_count.get(c, 0) + len(sel)
+
+    def on_epoch_end(self, epoch: int) -> None:
+        if self.router_trainable and self._alpha_count:
+            # joint mode: keep only the last epoch's weights, the router is still moving before that
+            self._last_alpha = (self._alpha_sum.clone(), dict(self._alpha_class), dict(self._alpha_count))
+            self._alpha_sum.zero_()
+            self._alpha_class, self._alpha_count = {}, {}
+
+    def train(self, mode: bool = True) -> "DLink":
+        super().train(mode)
+        if self.router_fitted:  # frozen stage-1 modules stay in eval mode
+            self.router.eval()
+            self.probe.eval()
+        return self
+
+    # ------------------------------------------------------------------ diagnostics
+    def alpha_report(self) -> dict[str, Any]:
+        """Mean router weight per layer, overall and per class (JSON-able)."""
+        total, per_class, count = self._alpha_sum, self._alpha_class, self._alpha_count
+        if not count and hasattr(self, "_last_alpha"):
+            total, per_class, count = self._last_alpha
+        n = sum(count.values())
+        if not n:
+            return {}
+        return {
+            "layers": list(self.layers),
+            "alpha_mean": [round(float(v), 6) for v in total / n],
+            "alpha_per_class": {str(c): [round(float(v), 6) for v in per_class[c] / count[c]]
+                                for c in sorted(per_class)},
+        }
+
+    def report(self) -> dict[str, Any]:
+        count = lambda m: sum(p.numel() for p in m.parameters()) if m is not None else 0  # noqa: E731
+        deployed = self.deployed()
+        rep: dict[str, Any] = {
+            "variant": self.name,
+            "teacher_layers": list(self.layers),
+            "teacher_layout": list(self.layout),
+            "spectral_axis": f"patches (P={self.layout[1]}, zero-padded to n_fft={max(self.layout[1], self.hparams['spec_nfft'])})",
+            "deployed_parts": (["backbone", "projector (Pi)", "compressor", "classifier"] if self.mic is not None
+                               else ["student"]),
+            "training_only_parts": [p for p, m in (("router", self.router), ("probe", self.probe),
+                                                   ("projector (Pi)", self.projector)) if m is not None],
+            "deployed_params": count(deployed),
+            "training_only_params": self.training_only_params(),
+        }
+        if self.mic is not None:
+            rep["mic"] = self.mic.parts()
+        if self.router is not None:
+            rep["router"] = {"mode": self.hparams["router_mode"], "fitted_before_training": self.router_fitted,
+                             **self.router_stats, **self.alpha_report()}
+        return rep
+
+
+class DLinkNoRouter(DLink):
+    """Ablation: the mimic target is the teacher's last layer (no router)."""
+
+    name = "dlink-norouter"
+    defaults = {**DLink.defaults, "use_router": False}
+
+
+class DLinkNoSpec(DLink):
+    """Ablation: no spectral term."""
+
+    name = "dlink-nospec"
+    defaults = {**DLink.defaults, "lambda_spec": 0.0}
+
+
+class DLinkNoMiC(DLink):
+    """Ablation: the plain student classifies; ``Pi`` is a training-only adapter for the mimic/spectral terms."""
+
+    name = "dlink-nomic"
+    defaults = {**DLink.defaults, "use_mic": False}
+
+
+@hookimpl
+def eegkd_register_distillers(register) -> None:
+    register("dlink", DLink, description="DLink (our reading): layer router + project-then-compress MiC + spectral")
+    register("dlink-norouter", DLinkNoRouter, description="DLink ablation: last teacher layer only, no router")
+    register("dlink-nospec", DLinkNoSpec, description="DLink ablation: no spectral term")
+    register("dlink-nomic", DLinkNoMiC, description="DLink ablation: plain student + training-only adapter")

@@ -1,0 +1,102 @@
+"""``rkd``: Park, Kim, Lu & Cho (2019), "Relational Knowledge Distillation".
+
+The student's embeddings reproduce the *relations* among the teacher's embeddings
+in a batch: distance-wise (pairwise Euclidean distances, each set normalized by its
+mean non-zero distance, compared with the Huber loss) and angle-wise (cosines of
+the angles formed by every triplet, Huber loss). Paper weights: distance 25,
+angle 50, added to the label cross-entropy. Dimensions need not match, so no
+projector is learned.
+
+Our reading: the teacher embedding is its last layer averaged over channels and
+patches ``(B, D)`` (the FM teachers' own heads flatten instead, which is far larger);
+the student embedding is ``ModelOutput.embedding`` (the vector its classifier sees).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from eegkd_bench import hookimpl
+from eegkd_bench.api import Distiller, EEGModel, InputSpec, TeacherBatch, TeacherInfo, TeacherNeeds
+from eegkd_plugins.distillers.common import (
+    as_float,
+    check_positive,
+    check_student_features,
+    cross_entropy,
+    pooled_teacher_embedding,
+    require_teacher,
+    student_embedding,
+    teacher_layer_shape,
+)
+
+_EPS = 1e-12
+
+
+def pairwise_distances(e: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances between the rows of ``e`` ``(B, E)``; exact zeros on the diagonal, finite gradients."""
+    sq = e.pow(2).sum(dim=1)
+    d2 = (sq.unsqueeze(0) + sq.unsqueeze(1) - 2.0 * e @ e.t()).clamp_min(_EPS)
+    d = d2.sqrt()
+    return d * (1.0 - torch.eye(len(e), device=e.device, dtype=e.dtype))
+
+
+def _mean_normalized(d: torch.Tensor) -> torch.Tensor:
+    positive = d[d > 0]
+    scale = positive.mean() if positive.numel() else d.new_tensor(1.0)
+    return d / scale
+
+
+def rkd_distance_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Huber loss between mean-normalized pairwise distance matrices (mean over all B^2 entries)."""
+    with torch.no_grad():
+        t = _mean_normalized(pairwise_distances(teacher.detach().float()))
+    s = _mean_normalized(pairwise_distances(student))
+    return F.smooth_l1_loss(s, t)
+
+
+def _triplet_cosines(e: torch.Tensor) -> torch.Tensor:
+    diff = F.normalize(e.unsqueeze(0) - e.unsqueeze(1), p=2, dim=2)  # diff[a, b] = e_b - e_a, unit length
+    return torch.bmm(diff, diff.transpose(1, 2)).reshape(-1)  # cos of the angle at vertex a between b and c
+
+
+def rkd_angle_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Huber loss between the cosines of all triplet angles (mean over all B^3 entries)."""
+    with torch.no_grad():
+        t = _triplet_cosines(teacher.detach().float())
+    return F.smooth_l1_loss(_triplet_cosines(student), t)
+
+
+class RKD(Distiller):
+    """Distance- and angle-wise relational distillation on embeddings, plus CE."""
+
+    name = "rkd"
+    needs_student_features = True
+    defaults = {"distance_weight": 25.0, "angle_weight": 50.0}
+
+    def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any) -> None:
+        super().__init__(student, teacher, spec, **hparams)
+        info = require_teacher(self.name, teacher)
+        check_positive(self.name, self.hparams, ["distance_weight", "angle_weight"], allow_zero=True)
+        check_student_features(self.name, student, spec)
+        self.teacher_layer = info.layer_names[-1]
+        teacher_layer_shape(self.name, info, self.teacher_layer)
+
+    def teacher_needs(self) -> TeacherNeeds:
+        return TeacherNeeds(layers=(self.teacher_layer,))
+
+    def losses(self, x: torch.Tensor, y: torch.Tensor, teacher: TeacherBatch) -> dict[str, torch.Tensor]:
+        out = self.student.forward_features(x)
+        s = student_embedding(out, self.student.feature_names[-1])
+        t = pooled_teacher_embedding(as_float(teacher.features[self.teacher_layer]))
+        return {
+            "ce": cross_entropy(out.logits, y),
+            "rkd_distance": self.hparams["distance_weight"] * rkd_distance_loss(s, t),
+            "rkd_angle": self.hparams["angle_weight"] * rkd_angle_loss(s, t),
+        }
+
+
+@hookimpl
+def eegkd_register_distillers(register) -> None:
+    register("rkd", RKD, description="Park et al. 2019: distance- and angle-wise relations of embeddings")

@@ -1,0 +1,287 @@
+"""Every distiller trains a tiny fake student against a tiny fake teacher, and rejects bad input early."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from eegkd_bench.api import (
+    Distiller,
+    EEGModel,
+    InputSpec,
+    ModelOutput,
+    TeacherBatch,
+    TeacherInfo,
+    UserError,
+)
+from eegkd_plugins.distillers.at import AttentionTransfer
+from eegkd_plugins.distillers.dkd import DKD
+from eegkd_plugins.distillers.dlink import DLink, DLinkNoMiC, DLinkNoRouter, DLinkNoSpec
+from eegkd_plugins.distillers.fitnets import FitNets
+from eegkd_plugins.distillers.kd import KD
+from eegkd_plugins.distillers.none import NoDistillation
+from eegkd_plugins.distillers.pkt import PKT
+from eegkd_plugins.distillers.rkd import RKD
+
+SPEC = InputSpec(n_channels=5, n_samples=48, n_classes=3)
+LAYERS = ("layer_1", "layer_2", "layer_3")
+SHAPE = (4, 3, 8)  # (C, P, D)
+INFO = TeacherInfo("fake", LAYERS, {n: SHAPE for n in LAYERS}, SPEC.n_classes)
+
+ALL = {
+    "none": NoDistillation, "kd": KD, "fitnets": FitNets, "rkd": RKD, "at": AttentionTransfer, "pkt": PKT,
+    "dkd": DKD, "dlink": DLink, "dlink-norouter": DLinkNoRouter, "dlink-nospec": DLinkNoSpec,
+    "dlink-nomic": DLinkNoMiC,
+}
+FEATURE_DISTILLERS = [n for n, c in ALL.items() if c.needs_student_features]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one intra-op thread is faster and immune to a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class FakeStudent(EEGModel):
+    """Two 1-D conv blocks (the feature maps) and a linear head on the time-averaged last map."""
+
+    feature_names = ("block1", "block2")
+
+    def __init__(self, spec: InputSpec = SPEC) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(spec.n_channels, 6, 5, stride=2, padding=2)
+        self.conv2 = nn.Conv1d(6, 8, 5, stride=2, padding=2)
+        self.head = nn.Linear(8, spec.n_classes)
+
+    def forward_features(self, x: torch.Tensor) -> ModelOutput:
+        f1 = torch.relu(self.conv1(x))
+        f2 = torch.relu(self.conv2(f1))
+        emb = f2.mean(-1)
+        return ModelOutput(self.head(emb), {"block1": f1, "block2": f2}, emb)
+
+
+class FeaturelessStudent(EEGModel):
+    feature_names = ()
+
+    def __init__(self, spec: InputSpec = SPEC) -> None:
+        super().__init__()
+        self.head = nn.Linear(spec.n_channels * spec.n_samples, spec.n_classes)
+
+    def forward_features(self, x: torch.Tensor) -> ModelOutput:
+        return ModelOutput(self.head(x.flatten(1)))
+
+
+def fake_data(n: int = 24, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, TeacherBatch]:
+    """Windows whose class sets a channel's power, and a fixed random 'teacher' computed from them."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % SPEC.n_classes
+    x = torch.randn(n, SPEC.n_channels, SPEC.n_samples, generator=g)
+    x[torch.arange(n), y] *= 3.0
+    patches = x.reshape(n, SPEC.n_channels, SHAPE[1], -1).pow(2).mean(-1)  # (n, channels, P)
+    feats = {}
+    for i, name in enumerate(LAYERS):
+        w = torch.randn(SPEC.n_channels, SHAPE[0] * SHAPE[2], generator=g) / (i + 1)
+        h = torch.tanh(torch.einsum("ncp,ck->npk", patches.log(), w)).reshape(n, SHAPE[1], SHAPE[0], SHAPE[2])
+        feats[name] = h.permute(0, 2, 1, 3).contiguous().requires_grad_(True)  # (n, C, P, D)
+    logits = torch.nn.functional.one_hot(y, SPEC.n_classes).float() * 4 + 0.1 * torch.randn(n, 3, generator=g)
+    return x, y, TeacherBatch(logits=logits.requires_grad_(True), features=feats)
+
+
+def build(name: str, student: EEGModel | None = None, **options) -> Distiller:
+    torch.manual_seed(0)
+    return ALL[name](student=student or FakeStudent(), teacher=None if name == "none" else INFO, spec=SPEC, **options)
+
+
+def train_steps(d: Distiller, x, y, tb, steps: int, lr: float = 1e-2) -> list[float]:
+    """What the shared loop does per batch: sum the terms, backward, AdamW on trainable parameters."""
+    params = [p for p in d.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr)
+    d.train()
+    history = []
+    for _ in range(steps):
+        terms = d.losses(x, y, tb)
+        loss = sum(terms.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history.append(float(loss.detach()))
+    return history
+
+
+# ------------------------------------------------------------------ training
+@pytest.mark.parametrize("name", list(ALL))
+def test_every_distiller_reduces_its_total_loss(name):
+    x, y, tb = fake_data()
+    options = {"stage": "joint"} if name == "fitnets" else {}
+    d = build(name, **options)
+    d.on_train_start(tb, y)
+    history = train_steps(d, x, y, tb, steps=40)
+    assert all(np.isfinite(history))
+    assert np.mean(history[-3:]) < 0.8 * np.mean(history[:3]), history
+    d.eval()
+    with torch.no_grad():
+        logits = d.predict(x)
+    assert logits.shape == (len(x), SPEC.n_classes)
+    json.dumps(d.report())  # diagnostics must be storable
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if n != "none"])
+def test_gradients_reach_student_and_never_teacher(name):
+    x, y, tb = fake_data()
+    d = build(name, **({"stage": "joint"} if name == "fitnets" else {}))
+    d.on_train_start(tb, y)
+    terms = d.losses(x, y, tb)
+    assert "ce" in terms and all(t.dim() == 0 for t in terms.values())
+    sum(terms.values()).backward()
+    assert tb.logits.grad is None and all(h.grad is None for h in tb.features.values())
+    assert d.student.conv1.weight.grad is not None and d.student.conv1.weight.grad.abs().sum() > 0
+    for aux in ("regressor", "projector"):
+        module = getattr(d, aux, None)
+        if module is not None:
+            assert all(p.grad is not None for p in module.parameters()), aux
+
+
+def test_fitnets_two_stages():
+    x, y, tb = fake_data()
+    d = build("fitnets", hint_epochs=2)
+    terms = d.losses(x, y, tb)
+    assert set(terms) == {"ce", "hint"} and float(terms["ce"]) == 0.0
+    sum(terms.values()).backward()
+    assert d.student.head.weight.grad is None  # stage 1 trains up to the guided layer only
+    assert d.student.conv2.weight.grad is None  # guided layer is the middle map (block1)
+    hint_history = train_steps(d, x, y, tb, steps=30)
+    assert hint_history[-1] < 0.8 * hint_history[0]
+    d.on_epoch_end(0)
+    assert d.in_hint_stage
+    d.on_epoch_end(1)
+    assert not d.in_hint_stage and set(d.losses(x, y, tb)) == {"ce", "kd"}
+    joint = build("fitnets", stage="joint")
+    assert set(joint.losses(x, y, tb)) == {"ce", "hint", "kd"}
+
+
+def test_fitnets_default_layers_are_the_middle():
+    d = build("fitnets")
+    assert d.student_layer == "block1" and d.teacher_layer == "layer_1"  # layer_{L//2} with L = 3
+    big = TeacherInfo("big", tuple(f"layer_{i}" for i in range(1, 13)), {f"layer_{i}": SHAPE for i in range(1, 13)}, 3)
+    assert FitNets(FakeStudent(), big, SPEC).teacher_layer == "layer_6"
+
+
+def test_dkd_warmup_is_linear_over_epochs():
+    d = build("dkd")
+    assert d.warm() == pytest.approx(1 / 20)
+    d.on_epoch_end(8)
+    assert d.warm() == pytest.approx(10 / 20)
+    d.on_epoch_end(40)
+    assert d.warm() == 1.0
+
+
+def test_kd_alpha_mixes_terms():
+    x, y, tb = fake_data()
+    d = build("kd", alpha=0.25, temperature=2.0)
+    with torch.no_grad():
+        terms = d.losses(x, y, tb)
+        plain = build("kd", alpha=0.0).losses(x, y, tb)
+        ce = torch.nn.functional.cross_entropy(d.student(x), y)
+    assert float(plain["kd"]) == 0.0
+    assert float(terms["ce"]) == pytest.approx(0.75 * float(ce), rel=1e-5)
+
+
+# ------------------------------------------------------------------ what the runner reads
+def test_teacher_needs():
+    assert not build("none").teacher_needs().any
+    assert build("kd").teacher_needs().logits and build("dkd").teacher_needs().logits
+    assert build("fitnets").teacher_needs().layers == ("layer_1",)
+    assert build("rkd").teacher_needs().layers == ("layer_3",)
+    assert build("at").teacher_needs().layers == ("layer_2", "layer_3")
+    assert build("dlink").teacher_needs().layers == LAYERS and not build("dlink").teacher_needs().logits
+    assert build("dlink-norouter").teacher_needs().layers == ("layer_3",)
+    assert build("dlink", kd_weight=0.5).teacher_needs().logits
+
+
+def test_training_only_params_count_aux_modules_not_the_deployed_model():
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    for name in ("none", "kd", "rkd", "pkt", "at", "dkd"):
+        assert build(name).training_only_params() == 0
+    fit = build("fitnets")
+    assert fit.training_only_params() == count(fit.regressor) > 0
+    dl = build("dlink")
+    assert dl.training_only_params() == count(dl.router) + count(dl.probe)
+    assert dl.deployed() is dl.mic and dl.projector is None  # Pi is deployed inside MiC
+    nomic = build("dlink-nomic")
+    assert nomic.deployed() is nomic.student
+    assert nomic.training_only_params() == count(nomic.router) + count(nomic.probe) + count(nomic.projector)
+    assert build("dlink-norouter").training_only_params() == 0
+
+
+def test_registered_through_entry_points():
+    from eegkd_bench.plugins import get_registry
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # other engineers' plugins may still be missing
+        names = get_registry(check=False).names("distillers")
+    assert set(ALL) <= set(names)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("name", FEATURE_DISTILLERS)
+def test_feature_distiller_rejects_featureless_student(name):
+    with pytest.raises(UserError, match="exposes none"):
+        build(name, student=FeaturelessStudent())
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if n != "none"])
+def test_distiller_without_teacher_is_a_user_error(name):
+    with pytest.raises(UserError, match="needs a teacher"):
+        ALL[name](student=FakeStudent(), teacher=None, spec=SPEC)
+
+
+@pytest.mark.parametrize("name, options, pattern", [
+    ("fitnets", {"teacher_layer": "layer_9"}, "no layer 'layer_9'"),
+    ("fitnets", {"student_layer": "block7"}, "no feature 'block7'"),
+    ("fitnets", {"stage": "both"}, "stage='both'"),
+    ("at", {"teacher_layers": ["layer_1"]}, "one teacher layer per student layer"),
+    ("at", {"teacher_layers": ["layer_1", "layer_0"]}, "no layer 'layer_0'"),
+    ("kd", {"alpha": 2.0}, "alpha=2.0"),
+    ("kd", {"temperatur": 2.0}, "unknown option"),
+    ("dlink", {"router_mode": "later"}, "router_mode='later'"),
+    ("dlink", {"mic_rank": 0}, "mic_rank=0"),
+    ("dlink", {"lambda_spec": -1}, "lambda_spec=-1"),
+])
+def test_bad_options_are_one_line_user_errors(name, options, pattern):
+    with pytest.raises(UserError, match=pattern) as err:
+        build(name, **options)
+    assert "\n" not in str(err.value)
+
+
+def test_dlink_rejects_layers_of_different_shapes():
+    odd = TeacherInfo("odd", LAYERS, {"layer_1": (4, 3, 8), "layer_2": (4, 3, 16), "layer_3": (4, 3, 8)}, 3)
+    with pytest.raises(UserError, match="dlink-norouter"):
+        DLink(FakeStudent(), odd, SPEC)
+    DLinkNoRouter(FakeStudent(), odd, SPEC)  # only the last layer is used: fine
+
+
+# ------------------------------------------------------------------ through the shared loop
+@pytest.mark.parametrize("name", ["fitnets", "dlink", "dkd"])
+def test_runs_in_the_shared_training_loop(name):
+    from eegkd_bench.training import TrainConfig, fit
+
+    x, y, tb = fake_data(n=30)
+    arrays = {k: v.detach().numpy() for k, v in tb.features.items()}
+
+    class Source:
+        def batch(self, idx, *_):  # the loop may also pass the (augmented) windows
+            return TeacherBatch(logits=tb.logits.detach()[idx],
+                                features={k: torch.from_numpy(a[idx]) for k, a in arrays.items()})
+
+    d = build(name, **({"hint_epochs": 1} if name == "fitnets" else {}))
+    d.on_train_start(Source().batch(np.arange(30)), y)
+    result = fit(d, x.numpy(), y.numpy(), x.numpy(), y.numpy(), SPEC.n_classes,
+                 TrainConfig(epochs=3, batch_size=10), seed=0, teacher=Source())
+    assert len(result.history) == 3 and np.isfinite(result.history[-1]["loss"]["ce"])
