@@ -68,6 +68,8 @@ class EEGWindows:
 
     def __post_init__(self) -> None:
         n = len(self.X)
+        if self.X.dtype != np.float32:
+            raise ValueError(f"{self.name}: X must be float32, got {self.X.dtype}; cast it in the dataset plugin")
         if self.X.ndim != 3:
             raise ValueError(f"{self.name}: X must be (n, channels, samples), got shape {self.X.shape}")
         for attr in ("y", "subjects", "split"):

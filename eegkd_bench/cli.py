@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results", default=DEFAULT_RESULTS, help=f"results directory (default: ./{DEFAULT_RESULTS})")
     run.add_argument("--cache-dir", help="cache of windows, teachers and teacher outputs (default: $EEGKD_CACHE or ~/.cache/eegkd-bench)")
     run.add_argument("--data-dir", help="root of the real datasets (default: $EEGKD_DATA)")
-    run.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    run.add_argument("--jobs", type=int, help="parallel worker processes (default: from the preset; quick uses 2)")
     run.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local",
                      help="where cells run: local processes, SLURM via submitit, or submitit's local executor")
     run.add_argument("--slurm-partition", help="SLURM partition")
@@ -185,9 +185,12 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from eegkd_bench.runner import PRESETS, Grid, make_context, parse_seeds, select_datasets
 
     preset = PRESETS[args.preset]
+    explicit_jobs = args.jobs is not None
+    if args.jobs is None:
+        args.jobs = 1 if args.executor != "local" else preset.jobs
     if args.jobs < 1:
         raise UserError(f"invalid --jobs {args.jobs}; expected 1 or more")
-    if args.executor != "local" and args.jobs != 1:
+    if args.executor != "local" and explicit_jobs and args.jobs != 1:
         raise UserError(f"--jobs {args.jobs} conflicts with --executor {args.executor}; "
                         "the cluster executor parallelises by jobs, drop --jobs")
     if args.executor == "slurm" and not args.slurm_partition:

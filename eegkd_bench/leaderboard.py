@@ -550,6 +550,8 @@ def _provenance(records: list[dict[str, Any]], command: str | None) -> list[tupl
 
     hosts = sorted({str(r.get("host")) for r in records if r.get("host")})
     presets = sorted({str(r.get("preset")) for r in records if r.get("preset")})
+    inits = sorted({f"{r.get('teacher')}: {'random init (no pretrained checkpoint)' if r.get('teacher_init') == 'random' else r.get('teacher_init')}"
+                    for r in records if r.get("teacher_init")})
     return [
         ("command", command or "not recorded (rendered from Python)"),
         ("eegkd-bench", versions_of("eegkd_bench")),
@@ -558,6 +560,7 @@ def _provenance(records: list[dict[str, Any]], command: str | None) -> list[tupl
         ("records", f"{len(records)} ({status.get('ok', 0)} ok, {status.get('failed', 0)} failed, "
                     f"{status.get('skipped', 0)} skipped)"),
         ("presets", ", ".join(presets) or "unknown"),
+        ("teacher init", "; ".join(inits) or "unknown"),
         ("hosts", ", ".join(hosts) or "unknown"),
     ]
 

@@ -54,6 +54,7 @@ class Preset:
     teacher_cfg: TrainConfig
     student_cfg: TrainConfig
     simulated_only: bool = False
+    jobs: int = 1  # default worker processes (the quick preset uses both cores)
     description: str = ""
 
 
@@ -65,9 +66,11 @@ PRESETS: dict[str, Preset] = {
         teacher="cbramod-mini",
         datasets="all",
         seeds=(0,),
-        teacher_cfg=TrainConfig(epochs=8, batch_size=32, lr=1e-3, weight_decay=5e-2),
-        student_cfg=TrainConfig(epochs=12, batch_size=32, lr=2e-3, weight_decay=1e-2),
+        # sized so the whole quick grid (4 teachers + 12 cells) stays under 5 minutes on 2 cores
+        teacher_cfg=TrainConfig(epochs=5, batch_size=32, lr=1e-3, weight_decay=5e-2),
+        student_cfg=TrainConfig(epochs=8, batch_size=32, lr=3e-3, weight_decay=1e-2),
         simulated_only=True,
+        jobs=2,
         description="the embedded simulated benchmarks end to end in minutes on 2 CPU cores",
     ),
     "paper": Preset(
@@ -416,21 +419,30 @@ def _worker_init(threads: int, queue: Any) -> None:
     torch.set_num_threads(threads)
     global _WORKER_QUEUE
     _WORKER_QUEUE = queue
+    _exit_with_parent()
     warnings.filterwarnings("ignore", category=UserWarning, module="eegkd_bench.plugins")
 
 
 _WORKER_QUEUE: Any = None
 
 
-def _worker_run(cell: CellSpec, ctx: RunContext) -> dict[str, Any]:
-    def progress(event: dict[str, Any]) -> None:
-        if _WORKER_QUEUE is not None:
-            try:
-                _WORKER_QUEUE.put_nowait({**event, "cell": cell.label(), "pid": os.getpid()})
-            except Exception:
-                pass
+def _exit_with_parent() -> None:
+    """A worker whose runner was killed (even with SIGKILL) stops instead of running on as an orphan."""
+    import threading
 
-    record = execute_cell(cell, ctx, progress=progress)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="eegkd-parent-watch", daemon=True).start()
+
+
+def _worker_run(cell: CellSpec, ctx: RunContext) -> dict[str, Any]:
+    record = execute_cell(cell, ctx, progress=_queue_progress(cell))
     return {k: record.get(k) for k in ("key", "status", "error", "dataset", "distiller", "student", "seed", "metrics")}
 
 
@@ -483,8 +495,8 @@ class Grid:
             from eegkd_bench.executors import run_submitit
 
             return run_submitit(plan.cells, self.ctx, executor=executor, options=slurm or {}, reporter=self.reporter)
-        self._prepare_teachers(plan)
         if jobs <= 1:
+            self._prepare_teachers(plan)
             records = []
             for cell in plan.cells:
                 self.reporter.cell_start(cell)
@@ -495,18 +507,10 @@ class Grid:
         return self._run_pool(plan, jobs)
 
     def _prepare_teachers(self, plan: GridPlan) -> None:
-        seen: set[tuple[Any, ...]] = set()
-        for cell in plan.cells:
-            k = (cell.dataset, cell.teacher, cell.seed, cell.teacher_options, cell.teacher_checkpoint, cell.teacher_cfg)
-            if k in seen:
-                continue
-            seen.add(k)
+        for cell in _teacher_cells(plan.cells):
             self.reporter.teacher_start(cell)
             try:
-                prepare_teacher(self.registry.get("teachers", cell.teacher).factory, cell.teacher,
-                                plan.windows[cell.dataset], seed=cell.seed, cfg=cell.teacher_cfg,
-                                cache_dir=self.ctx.cache_dir, options=dict(cell.teacher_options),
-                                checkpoint=cell.teacher_checkpoint, progress=self.reporter.progress)
+                _prepare_for(cell, self.ctx, self.registry, plan.windows[cell.dataset], self.reporter.progress)
             except UserError:
                 raise
             except Exception:
@@ -514,36 +518,91 @@ class Grid:
             self.reporter.teacher_done(cell)
 
     def _run_pool(self, plan: GridPlan, jobs: int) -> list[dict[str, Any]]:
+        """Teachers first (one task per distinct teacher), then the cells, on ``jobs`` worker processes."""
         import multiprocessing as mp
 
         ctx_mp = mp.get_context("spawn")
-        queue = ctx_mp.Manager().Queue()
+        queue = ctx_mp.Queue()  # not a Manager: no extra server process to orphan
         threads = max(1, (os.cpu_count() or 1) // jobs)
         records: list[dict[str, Any]] = []
         with ProcessPoolExecutor(jobs, mp_context=ctx_mp, initializer=_worker_init, initargs=(threads, queue)) as pool:
-            pending: dict[Future, CellSpec] = {}
-            for cell in plan.cells:
-                pending[pool.submit(_worker_run, cell, self.ctx)] = cell
-                self.reporter.cell_start(cell)
-            while pending:
-                done, _ = wait(list(pending), timeout=0.5, return_when=FIRST_COMPLETED)
-                while not queue.empty():
-                    self.reporter.progress(queue.get_nowait())
-                for fut in done:
-                    cell = pending.pop(fut)
-                    try:
-                        rec = fut.result()
-                    except Exception as exc:  # the worker died (killed, out of memory)
-                        rec = {**_base_record(cell), "key": None, "status": "failed",
-                               "error": f"worker died: {_one_line(exc)}"}
-                        windows = plan.windows[cell.dataset]
-                        rec["key"] = cell_key(cell, windows, teacher_init_of(cell.teacher_checkpoint))
-                        rec.update(data_kind=windows.kind, data_checksum=windows.checksum, task=windows.task,
-                                   n_classes=windows.n_classes)
-                        self.ctx.results.put(rec)
-                    self.reporter.cell_done(cell, rec)
-                    records.append(rec)
+            teachers = {pool.submit(_worker_prepare, cell, self.ctx): cell for cell in _teacher_cells(plan.cells)}
+            for cell in teachers.values():
+                self.reporter.teacher_start(cell)
+            self._drain(teachers, queue, lambda cell, fut: self.reporter.teacher_done(cell))
+
+            def finished(cell: CellSpec, fut: Future) -> None:
+                try:
+                    rec = fut.result()
+                except Exception as exc:  # the worker died (killed, out of memory)
+                    rec = self._record_worker_death(cell, plan, exc)
+                self.reporter.cell_done(cell, rec)
+                records.append(rec)
+
+            cells = {pool.submit(_worker_run, cell, self.ctx): cell for cell in plan.cells}
+            self._drain(cells, queue, finished)
         return records
+
+    def _drain(self, pending: dict[Future, CellSpec], queue: Any, on_done: Callable[[CellSpec, Future], None]) -> None:
+        pending = dict(pending)
+        while pending:
+            done, _ = wait(list(pending), timeout=0.5, return_when=FIRST_COMPLETED)
+            while not queue.empty():
+                self.reporter.progress(queue.get_nowait())
+            for fut in done:
+                on_done(pending.pop(fut), fut)
+
+    def _record_worker_death(self, cell: CellSpec, plan: GridPlan, exc: BaseException) -> dict[str, Any]:
+        windows = plan.windows[cell.dataset]
+        key = cell_key(cell, windows, teacher_init_of(cell.teacher_checkpoint))
+        existing = self.ctx.results.get(key)
+        if existing is not None and existing.get("status") == "ok":
+            return existing  # it finished before the worker died: never duplicate or overwrite
+        rec = {**_base_record(cell), "key": key, "status": "failed", "error": f"worker died: {_one_line(exc)}",
+               "data_kind": windows.kind, "data_checksum": windows.checksum, "task": windows.task,
+               "n_classes": windows.n_classes}
+        self.ctx.results.put(rec)
+        return rec
+
+
+def _teacher_cells(cells: Iterable[CellSpec]) -> list[CellSpec]:
+    """One representative cell per distinct fine-tuned teacher."""
+    out: dict[tuple[Any, ...], CellSpec] = {}
+    for cell in cells:
+        k = (cell.dataset, cell.teacher, cell.seed, cell.teacher_options, cell.teacher_checkpoint, cell.teacher_cfg)
+        out.setdefault(k, cell)
+    return list(out.values())
+
+
+def _prepare_for(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EEGWindows,
+                 progress: Callable[[dict[str, Any]], None] | None) -> PreparedTeacher:
+    return prepare_teacher(registry.get("teachers", cell.teacher).factory, cell.teacher, windows, seed=cell.seed,
+                           cfg=cell.teacher_cfg, cache_dir=ctx.cache_dir, options=dict(cell.teacher_options),
+                           checkpoint=cell.teacher_checkpoint, progress=progress)
+
+
+def _worker_prepare(cell: CellSpec, ctx: RunContext) -> None:
+    from eegkd_bench.plugins import get_registry
+
+    registry = get_registry()
+    windows = load_dataset(registry, cell.dataset, ctx.data_dir, ctx.cache_dir)
+    try:
+        _prepare_for(cell, ctx, registry, windows, _queue_progress(cell))
+    except UserError:
+        raise
+    except Exception:
+        pass  # each of its cells will fail and record why
+
+
+def _queue_progress(cell: CellSpec) -> Callable[[dict[str, Any]], None]:
+    def progress(event: dict[str, Any]) -> None:
+        if _WORKER_QUEUE is not None:
+            try:
+                _WORKER_QUEUE.put_nowait({**event, "cell": cell.label(), "pid": os.getpid()})
+            except Exception:
+                pass
+
+    return progress
 
 
 def make_context(results_dir: str | Path, cache_dir: str | Path | None, data_dir: str | None, *, latency: bool = True) -> RunContext:

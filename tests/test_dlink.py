@@ -162,7 +162,7 @@ def test_projector_and_compressor_sizes_follow_their_formulas():
     c, d, n_cls = 4, 8, 4
     comp = StructuredCompressor((C, P, D), n_cls, channels=c, width=d, stride=2)
     p_out = 2
-    assert count(comp) == C * c + c + D * d + d + c * d * (2 + 1) + c * d * p_out * n_cls + n_cls  # kernel 2
+    assert count(comp) == 2 * D + C * c + c + D * d + d + c * d * (2 + 1) + c * d * p_out * n_cls + n_cls  # kernel 2
     assert comp(torch.randn(2, C, P, D)).shape == (2, n_cls)
     # a single patch: the temporal reduction degrades to kernel 1 instead of failing
     assert StructuredCompressor((C, 1, D), n_cls)(torch.randn(2, C, 1, D)).shape == (2, n_cls)

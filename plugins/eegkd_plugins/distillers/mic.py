@@ -16,7 +16,7 @@ dense ``F*T' -> C*P*D`` map:
   ``r -> D`` linear expansion of the width.
 
 Parameters of ``Pi``: ``K*r*(F+1) + C*K + r*D + D``; of the compressor:
-``C*c + c + D*d + d + c*d*(k+1) + c*d*P'*n_classes + n_classes`` with
+``2*D + C*c + c + D*d + d + c*d*(k+1) + c*d*P'*n_classes + n_classes`` (the ``2*D`` of an input LayerNorm) with
 ``k = min(stride, P)`` and ``P' = P // k``.
 """
 from __future__ import annotations
@@ -56,6 +56,10 @@ class StructuredCompressor(nn.Module):
         super().__init__()
         n_ch, n_patches, dim = layout
         self.c, self.d = channels, width
+        # Pi's output enters through a LayerNorm over the width: without it the stack of freshly
+        # initialised linear maps (Pi, channel mix, width mix) shrinks the signal so much that the
+        # classifier's gradient vanishes and CE stays at chance for many epochs (measured on sim-mi).
+        self.norm = nn.LayerNorm(dim)
         self.channel_mix = nn.Linear(n_ch, channels)
         self.width_mix = nn.Linear(dim, width)
         k = max(1, min(stride, n_patches))
@@ -68,7 +72,7 @@ class StructuredCompressor(nn.Module):
     def compress(self, h: torch.Tensor) -> torch.Tensor:
         """The flattened compressed code ``(B, c*d*P')`` fed to the classifier."""
         b, _, p, _ = h.shape
-        z = self.channel_mix(h.permute(0, 2, 3, 1))  # (B, P, D, c)
+        z = self.channel_mix(self.norm(h).permute(0, 2, 3, 1))  # (B, P, D, c)
         z = self.width_mix(z.transpose(2, 3))  # (B, P, c, d)
         z = z.permute(0, 2, 3, 1).reshape(b, self.c * self.d, p)
         return self.act(self.temporal(z)).flatten(1)

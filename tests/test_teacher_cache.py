@@ -1,0 +1,125 @@
+"""Fine-tuned teacher cache and teacher-output cache: reuse, checksums, corruption, online bypass."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from eegkd_bench.api import EEGWindows, InputSpec, ModelOutput, TeacherModel
+from eegkd_bench.teachers import OnlineTeacher, prepare_teacher, teacher_outputs
+from eegkd_bench.training import TrainConfig, augment_batch
+
+CALLS = {"build": 0}
+
+
+class TwoLayerTeacher(TeacherModel):
+    """A tiny teacher with two (B, C, P, D) layers."""
+
+    feature_names = ("layer_1", "layer_2")
+
+    def __init__(self, spec: InputSpec) -> None:
+        super().__init__()
+        self.p = spec.n_samples // 10
+        self.l1 = nn.Linear(10, 4)
+        self.l2 = nn.Linear(4, 4)
+        self.head = nn.Linear(4, spec.n_classes)
+
+    def forward_features(self, x: torch.Tensor) -> ModelOutput:
+        b, c, _ = x.shape
+        h1 = torch.tanh(self.l1(x.reshape(b, c, self.p, 10)))
+        h2 = torch.tanh(self.l2(h1))
+        emb = h2.mean(dim=(1, 2))
+        return ModelOutput(self.head(emb), {"layer_1": h1, "layer_2": h2}, emb)
+
+
+def factory(spec: InputSpec, **options) -> TwoLayerTeacher:
+    CALLS["build"] += 1
+    return TwoLayerTeacher(spec)
+
+
+def windows() -> EEGWindows:
+    rng = np.random.default_rng(0)
+    n = 60
+    y = np.arange(n) % 2
+    X = (rng.normal(size=(n, 3, 40)) + y[:, None, None] * 0.5).astype(np.float32)
+    split = np.array(["train"] * 40 + ["val"] * 10 + ["test"] * 10)
+    subjects = np.array([f"s{i // 10}" for i in range(n)])
+    return EEGWindows("toy", X, y.astype(np.int64), subjects, split, 200.0, ["a", "b", "c"], ["x", "y"],
+                      "simulated", "toy-1")
+
+
+CFG = TrainConfig(epochs=2, batch_size=16)
+
+
+def test_finetuned_teacher_is_cached_and_reused(tmp_path):
+    w = windows()
+    first = prepare_teacher(factory, "toy", w, seed=0, cfg=CFG, cache_dir=tmp_path)
+    second = prepare_teacher(factory, "toy", w, seed=0, cfg=CFG, cache_dir=tmp_path)
+    assert not first.cached and second.cached and first.key == second.key
+    assert second.init_source == "random"
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert first.test_metrics == second.test_metrics
+    other_seed = prepare_teacher(factory, "toy", w, seed=1, cfg=CFG, cache_dir=tmp_path)
+    assert not other_seed.cached and other_seed.key != first.key
+
+
+def test_corrupt_teacher_cache_is_retrained(tmp_path):
+    w = windows()
+    first = prepare_teacher(factory, "toy", w, seed=0, cfg=CFG, cache_dir=tmp_path)
+    weights = tmp_path / "teachers" / first.key / "model.pt"
+    weights.write_bytes(weights.read_bytes()[:-20] + b"x" * 20)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = prepare_teacher(factory, "toy", w, seed=0, cfg=CFG, cache_dir=tmp_path)
+    assert not again.cached
+    assert any("unusable" in str(c.message) for c in caught)
+
+
+def test_teacher_outputs_cached_checksummed_and_recomputed_when_corrupt(tmp_path):
+    w = windows()
+    prepared = prepare_teacher(factory, "toy", w, seed=0, cfg=CFG, cache_dir=tmp_path)
+    X, _ = w.part("train")
+    names = {"logits", "layer_2"}
+    out = teacher_outputs(prepared, X, names, tmp_path, data_checksum=w.checksum)
+    with torch.no_grad():
+        ref = prepared.model.forward_features(torch.from_numpy(X))
+    assert out.arrays["layer_2"].dtype == np.float16  # layers stored in half precision
+    np.testing.assert_allclose(out.arrays["layer_2"], ref.features["layer_2"].numpy(), atol=2e-3)
+    np.testing.assert_allclose(out.arrays["logits"], ref.logits.numpy(), rtol=1e-6, atol=1e-6)
+    batch = out.batch(np.array([3, 5]))
+    assert batch.features["layer_2"].dtype == torch.float32 and batch.logits.shape == (2, 2)
+
+    folder = next((tmp_path / "teacher_outputs").glob("*/"))
+    path = folder / "layer_2.npy"
+    mtime = path.stat().st_mtime_ns
+    teacher_outputs(prepared, X, names, tmp_path, data_checksum=w.checksum)
+    assert path.stat().st_mtime_ns == mtime  # reused, not recomputed
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0xFF  # flip bits in the data: same size, wrong checksum
+    path.write_bytes(bytes(raw))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fixed = teacher_outputs(prepared, X, names, tmp_path, data_checksum=w.checksum)
+    assert any("corrupt" in str(c.message) for c in caught)
+    np.testing.assert_allclose(fixed.arrays["layer_2"], ref.features["layer_2"].numpy(), atol=2e-3)
+    # a later distiller asking for one more layer only computes that one
+    more = teacher_outputs(prepared, X, names | {"layer_1"}, tmp_path, data_checksum=w.checksum)
+    assert set(more.arrays) == names | {"layer_1"}
+
+
+def test_augmentation_uses_the_online_teacher(tmp_path):
+    w = windows()
+    prepared = prepare_teacher(factory, "toy", w, seed=0, cfg=CFG, cache_dir=tmp_path)
+    X, _ = w.part("train")
+    x = torch.from_numpy(X[:8])
+    x_aug = augment_batch(x, "jitter", torch.Generator().manual_seed(0))
+    assert not torch.allclose(x, x_aug)
+    online = OnlineTeacher(prepared.model, {"logits"}).batch(np.arange(8), x_aug)
+    cached = teacher_outputs(prepared, X, {"logits"}, tmp_path).batch(np.arange(8))
+    with torch.no_grad():
+        expected = prepared.model(x_aug)
+    torch.testing.assert_close(online.logits, expected)
+    assert not torch.allclose(online.logits, cached.logits)  # cached clean outputs would be wrong here
