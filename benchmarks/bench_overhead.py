@@ -14,7 +14,6 @@ import copy
 import math
 import statistics
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

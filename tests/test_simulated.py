@@ -8,7 +8,7 @@ from scipy import signal
 from eegkd_bench.api import SPLITS, Dataset, EEGWindows, UserError
 from eegkd_bench.data.cache import stable_hash
 from eegkd_bench.data.simulate import (
-    DATASETS, SimAbnormal, SimAffective, SimEvents, SimMotorImagery, baseline_scores, bandpower_features,
+    DATASETS, SimEvents, SimMotorImagery, baseline_scores, bandpower_features,
 )
 from eegkd_bench.plugins import PluginHost
 

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from scipy import signal
 
-from eegkd_bench.api import SPLITS, Availability, Dataset, EEGWindows, UserError
+from eegkd_bench.api import Availability, Dataset, EEGWindows, UserError
 from eegkd_bench.data.cache import cached_windows, stable_hash
 
 #: Bump whenever a change alters generated arrays (it is part of every checksum and cache key).

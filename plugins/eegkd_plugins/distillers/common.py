@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eegkd_bench.api import EEGModel, InputSpec, ModelOutput, TeacherInfo, UserError
+from eegkd_bench.api import Distiller, EEGModel, InputSpec, ModelOutput, TeacherBatch, TeacherInfo, TeacherNeeds, UserError
 
 
 # ------------------------------------------------------------------ tensors
@@ -180,3 +180,34 @@ def check_positive(distiller: str, hparams: dict[str, Any], names: Sequence[str]
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy against integer labels."""
     return F.cross_entropy(logits, y)
+
+
+class EmbeddingRelationDistiller(Distiller):
+    """Base of distillers that relate the student's embedding to the teacher's pooled last layer.
+
+    Subclasses set ``weights`` (the hyper-parameters that must be >= 0) and implement
+    :meth:`relation_terms`, returning the weighted terms for one batch of embeddings.
+    """
+
+    needs_student_features = True
+    weights: tuple[str, ...] = ()
+
+    def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any) -> None:
+        super().__init__(student, teacher, spec, **hparams)
+        info = require_teacher(self.name, teacher)
+        check_positive(self.name, self.hparams, list(self.weights), allow_zero=True)
+        check_student_features(self.name, student, spec)
+        self.teacher_layer = info.layer_names[-1]
+        teacher_layer_shape(self.name, info, self.teacher_layer)
+
+    def teacher_needs(self) -> TeacherNeeds:
+        return TeacherNeeds(layers=(self.teacher_layer,))
+
+    def relation_terms(self, s: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def losses(self, x: torch.Tensor, y: torch.Tensor, teacher: TeacherBatch) -> dict[str, torch.Tensor]:
+        out = self.student.forward_features(x)
+        s = student_embedding(out, self.student.feature_names[-1])
+        t = pooled_teacher_embedding(as_float(teacher.features[self.teacher_layer]))
+        return {"ce": cross_entropy(out.logits, y), **self.relation_terms(s, t)}

@@ -12,23 +12,11 @@ student embedding = ``ModelOutput.embedding``.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import Distiller, EEGModel, InputSpec, TeacherBatch, TeacherInfo, TeacherNeeds
-from eegkd_plugins.distillers.common import (
-    as_float,
-    check_positive,
-    check_student_features,
-    cross_entropy,
-    pooled_teacher_embedding,
-    require_teacher,
-    student_embedding,
-    teacher_layer_shape,
-)
+from eegkd_plugins.distillers.common import EmbeddingRelationDistiller
 
 
 def cosine_conditional_probabilities(e: torch.Tensor) -> torch.Tensor:
@@ -46,29 +34,15 @@ def pkt_loss(student: torch.Tensor, teacher: torch.Tensor, eps: float = 1e-7) ->
     return (p_t * torch.log((p_t + eps) / (p_s + eps))).mean()
 
 
-class PKT(Distiller):
+class PKT(EmbeddingRelationDistiller):
     """Probabilistic knowledge transfer on embeddings, plus CE."""
 
     name = "pkt"
-    needs_student_features = True
     defaults = {"weight": 30000.0}
+    weights = ("weight",)
 
-    def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any) -> None:
-        super().__init__(student, teacher, spec, **hparams)
-        info = require_teacher(self.name, teacher)
-        check_positive(self.name, self.hparams, ["weight"], allow_zero=True)
-        check_student_features(self.name, student, spec)
-        self.teacher_layer = info.layer_names[-1]
-        teacher_layer_shape(self.name, info, self.teacher_layer)
-
-    def teacher_needs(self) -> TeacherNeeds:
-        return TeacherNeeds(layers=(self.teacher_layer,))
-
-    def losses(self, x: torch.Tensor, y: torch.Tensor, teacher: TeacherBatch) -> dict[str, torch.Tensor]:
-        out = self.student.forward_features(x)
-        s = student_embedding(out, self.student.feature_names[-1])
-        t = pooled_teacher_embedding(as_float(teacher.features[self.teacher_layer]))
-        return {"ce": cross_entropy(out.logits, y), "pkt": self.hparams["weight"] * pkt_loss(s, t)}
+    def relation_terms(self, s: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"pkt": self.hparams["weight"] * pkt_loss(s, t)}
 
 
 @hookimpl

@@ -13,23 +13,11 @@ the student embedding is ``ModelOutput.embedding`` (the vector its classifier se
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import Distiller, EEGModel, InputSpec, TeacherBatch, TeacherInfo, TeacherNeeds
-from eegkd_plugins.distillers.common import (
-    as_float,
-    check_positive,
-    check_student_features,
-    cross_entropy,
-    pooled_teacher_embedding,
-    require_teacher,
-    student_embedding,
-    teacher_layer_shape,
-)
+from eegkd_plugins.distillers.common import EmbeddingRelationDistiller
 
 _EPS = 1e-12
 
@@ -68,30 +56,15 @@ def rkd_angle_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor
     return F.smooth_l1_loss(_triplet_cosines(student), t)
 
 
-class RKD(Distiller):
+class RKD(EmbeddingRelationDistiller):
     """Distance- and angle-wise relational distillation on embeddings, plus CE."""
 
     name = "rkd"
-    needs_student_features = True
     defaults = {"distance_weight": 25.0, "angle_weight": 50.0}
+    weights = ("distance_weight", "angle_weight")
 
-    def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any) -> None:
-        super().__init__(student, teacher, spec, **hparams)
-        info = require_teacher(self.name, teacher)
-        check_positive(self.name, self.hparams, ["distance_weight", "angle_weight"], allow_zero=True)
-        check_student_features(self.name, student, spec)
-        self.teacher_layer = info.layer_names[-1]
-        teacher_layer_shape(self.name, info, self.teacher_layer)
-
-    def teacher_needs(self) -> TeacherNeeds:
-        return TeacherNeeds(layers=(self.teacher_layer,))
-
-    def losses(self, x: torch.Tensor, y: torch.Tensor, teacher: TeacherBatch) -> dict[str, torch.Tensor]:
-        out = self.student.forward_features(x)
-        s = student_embedding(out, self.student.feature_names[-1])
-        t = pooled_teacher_embedding(as_float(teacher.features[self.teacher_layer]))
+    def relation_terms(self, s: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
         return {
-            "ce": cross_entropy(out.logits, y),
             "rkd_distance": self.hparams["distance_weight"] * rkd_distance_loss(s, t),
             "rkd_angle": self.hparams["angle_weight"] * rkd_angle_loss(s, t),
         }
