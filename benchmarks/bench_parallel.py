@@ -7,6 +7,7 @@ Target: >= 1.7x on 2 cores.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 
 from _common import cell, fresh_context, registry, timer
@@ -27,8 +28,8 @@ def main() -> None:
         execute_cell(cell(args.dataset, m, epochs=1), warm, registry(), windows)
     preset = PRESETS["quick"]
     cells = [cell(args.dataset, m, epochs=args.epochs) for m in methods]
-    preset = type(preset)(**{**preset.__dict__, "student_cfg": cells[0].student_cfg, "teacher_cfg": cells[0].teacher_cfg,
-                             "name": "bench"})
+    preset = dataclasses.replace(preset, student_cfg=cells[0].student_cfg, teacher_cfg=cells[0].teacher_cfg,
+                                 name="bench")
     times = {}
     for jobs in (1, 2):
         ctx = fresh_context(warm.cache_dir, latency=False)

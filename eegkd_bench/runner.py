@@ -441,8 +441,27 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="eegkd-parent-watch", daemon=True).start()
 
 
+_WORKER_WINDOWS: dict[tuple[str, str | None], EEGWindows] = {}
+
+
+def _worker_windows(cell: CellSpec, ctx: RunContext, registry: Registry) -> EEGWindows:
+    """Windows of a dataset, loaded once per worker process (workers run many cells of one dataset)."""
+    key = (cell.dataset, ctx.data_dir)
+    if key not in _WORKER_WINDOWS:
+        _WORKER_WINDOWS.clear()  # keep at most one dataset in memory per worker
+        _WORKER_WINDOWS[key] = load_dataset(registry, cell.dataset, ctx.data_dir, ctx.cache_dir)
+    return _WORKER_WINDOWS[key]
+
+
 def _worker_run(cell: CellSpec, ctx: RunContext) -> dict[str, Any]:
-    record = execute_cell(cell, ctx, progress=_queue_progress(cell))
+    from eegkd_bench.plugins import get_registry
+
+    registry = get_registry()
+    try:
+        windows = _worker_windows(cell, ctx, registry)
+    except Exception:
+        windows = None  # execute_cell loads it again and records the failure
+    record = execute_cell(cell, ctx, registry, windows, progress=_queue_progress(cell))
     return {k: record.get(k) for k in ("key", "status", "error", "dataset", "distiller", "student", "seed", "metrics")}
 
 
@@ -585,7 +604,7 @@ def _worker_prepare(cell: CellSpec, ctx: RunContext) -> None:
     from eegkd_bench.plugins import get_registry
 
     registry = get_registry()
-    windows = load_dataset(registry, cell.dataset, ctx.data_dir, ctx.cache_dir)
+    windows = _worker_windows(cell, ctx, registry)
     try:
         _prepare_for(cell, ctx, registry, windows, _queue_progress(cell))
     except UserError:
