@@ -35,7 +35,14 @@ from eegkd_bench.data.cache import default_cache_dir, stable_hash
 from eegkd_bench.metrics import KEY_METRIC, task_of
 from eegkd_bench.registry import Registry
 from eegkd_bench.results import SCHEMA_VERSION, ResultStore, versions
-from eegkd_bench.teachers import OnlineTeacher, PreparedTeacher, TeacherOutputs, prepare_teacher, teacher_outputs
+from eegkd_bench.teachers import (
+    OnlineTeacher,
+    PreparedTeacher,
+    TeacherOutputs,
+    prepare_teacher,
+    split_digest,
+    teacher_outputs,
+)
 from eegkd_bench.training import TrainConfig, evaluate, fit
 
 SPLIT_PROTOCOL = "subject-disjoint (dataset-declared train/val/test)"
@@ -182,8 +189,8 @@ def load_dataset(registry: Registry, name: str, data_dir: str | None, cache_dir:
     windows = dataset.load(data_dir, str(cache_dir))
     if not np.isfinite(windows.X).all():
         bad = int(np.flatnonzero(~np.isfinite(windows.X).reshape(len(windows.X), -1).all(axis=1))[0])
-        raise UserError(f"dataset {name!r} has non-finite values (first in window {bad}); "
-                        "check its files or clear the cache with --refresh-cache")
+        raise UserError(f"dataset {name!r} has non-finite values (first in window {bad}); check its files, "
+                        f"then delete its cached windows under {cache_dir / 'windows'} and run again")
     for split in ("train", "val", "test"):
         if len(windows.indices(split)) == 0:
             raise UserError(f"dataset {name!r} has an empty {split} split; it needs train, val and test subjects")
@@ -194,7 +201,7 @@ def cell_key(cell: CellSpec, windows: EEGWindows, teacher_init: str) -> str:
     """Hash of everything that determines the cell's result."""
     return stable_hash({
         "schema": SCHEMA_VERSION, "cell": cell.identity(), "data_checksum": windows.checksum,
-        "split": stable_hash(np.asarray(windows.split).astype("U5").tolist()), "teacher_init": teacher_init,
+        "split": split_digest(windows), "teacher_init": teacher_init,
     })[:32]
 
 

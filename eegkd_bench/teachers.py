@@ -87,12 +87,13 @@ def teacher_key(name: str, options: dict[str, Any], init_source: str, windows: E
     """Cache key of a fine-tuned teacher."""
     return stable_hash({
         "format": TEACHER_FORMAT, "teacher": name, "options": options, "init": init_source,
-        "dataset": windows.name, "data_checksum": windows.checksum, "split": _split_digest(windows),
+        "dataset": windows.name, "data_checksum": windows.checksum, "split": split_digest(windows),
         "seed": seed, "recipe": cfg.as_dict(), "label_smoothing": label_smoothing, "finetune": finetune,
     })[:24]
 
 
-def _split_digest(windows: EEGWindows) -> str:
+def split_digest(windows: EEGWindows) -> str:
+    """Digest of the protocol split assignment (part of teacher and cell keys)."""
     return hashlib.sha256(np.asarray(windows.split).astype("U5").tobytes()).hexdigest()[:16]
 
 
