@@ -74,8 +74,8 @@ PRESETS: dict[str, Preset] = {
         datasets="all",
         seeds=(0,),
         # sized so the whole quick grid (4 teachers + 12 cells) stays under 5 minutes on 2 cores
-        teacher_cfg=TrainConfig(epochs=5, batch_size=32, lr=1e-3, weight_decay=5e-2),
-        student_cfg=TrainConfig(epochs=8, batch_size=32, lr=3e-3, weight_decay=1e-2),
+        teacher_cfg=TrainConfig(epochs=4, batch_size=32, lr=1e-3, weight_decay=5e-2),
+        student_cfg=TrainConfig(epochs=7, batch_size=32, lr=3e-3, weight_decay=1e-2),
         simulated_only=True,
         jobs=2,
         description="the embedded simulated benchmarks end to end in minutes on 2 CPU cores",
