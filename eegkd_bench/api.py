@@ -199,6 +199,18 @@ class TeacherModel(EEGModel):
     def n_layers(self) -> int:
         return len(self.feature_names)
 
+    @property
+    def head_params(self) -> int:
+        """Parameters of the downstream classification head (submodule ``head``; 0 without one)."""
+        head = getattr(self, "head", None)
+        return sum(p.numel() for p in head.parameters()) if isinstance(head, nn.Module) else 0
+
+    @property
+    def backbone_params(self) -> int:
+        """Parameters of the pretrained backbone (submodule ``backbone``; 0 without one)."""
+        backbone = getattr(self, "backbone", None)
+        return sum(p.numel() for p in backbone.parameters()) if isinstance(backbone, nn.Module) else 0
+
     def load_pretrained(self, path: str) -> str:
         """Load official pretrained backbone weights; return ``"sha256:<hex>"``."""
         raise NotImplementedError(f"{type(self).__name__} cannot load pretrained weights")

@@ -336,7 +336,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         "teacher_params": tcost["params"],
         "teacher_flops": tcost["flops"],
         "teacher_latency_ms": tcost.get("latency_ms"),
-        "teacher_head_params": int(getattr(prepared.model, "head_params", 0) or 0),
+        "teacher_head_params": prepared.model.head_params,
         "teacher_cached": prepared.cached,
         "teacher_train_time_s": prepared.train_time_s,
         "train_time_s": result.train_time_s,

@@ -152,7 +152,7 @@ def prepare_teacher(
                 "dataset": windows.name, "seed": seed, "recipe": cfg.as_dict(), "finetuned": finetune,
                 "val_metrics": evaluate(model, X_va, y_va, windows.n_classes),
                 "test_metrics": evaluate(model, X_te, y_te, windows.n_classes),
-                "train_time_s": train_time, "head_params": int(getattr(model, "head_params", 0) or 0),
+                "train_time_s": train_time, "head_params": model.head_params,
             }
             _save_teacher(folder, model, meta)
     model.eval()

@@ -253,16 +253,6 @@ class LaBraMTeacher(TeacherModel):
         self.head = MeanPoolHead(cfg.embed_dim, spec.n_classes)
         self.feature_names = tuple(f"layer_{i + 1}" for i in range(cfg.depth))
 
-    @property
-    def head_params(self) -> int:
-        """Parameters of the downstream classification head."""
-        return sum(p.numel() for p in self.head.parameters())
-
-    @property
-    def backbone_params(self) -> int:
-        """Parameters of the pretrained backbone."""
-        return sum(p.numel() for p in self.backbone.parameters())
-
     def forward_features(self, x: torch.Tensor, return_features: bool = True) -> ModelOutput:
         """Logits, ``layer_1 .. layer_L`` of shape ``(B, C, P, D)`` and the pooled embedding."""
         patches = to_patches(self.name, x, self.spec)
