@@ -14,21 +14,34 @@ from typing import Any
 from eegkd_bench.api import UserError
 
 
-def run_chunk(cells: list[Any], ctx: Any, threads: int) -> list[dict[str, Any]]:
-    """Body of one submitit job."""
+def run_chunk(cells: list[Any], ctx: Any, threads: int, outputs: dict[Any, frozenset[str]] | None = None,
+              ) -> list[dict[str, Any]]:
+    """Body of one submitit job. ``outputs``: per cell, the teacher outputs that all cells sharing its
+    teacher read from the cache; the first job to reach a teacher computes them in one pass."""
     import torch
 
-    from eegkd_bench.runner import execute_cell
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.runner import _prepare_for, _teacher_cells, execute_cell, load_dataset
 
     torch.set_num_threads(max(1, threads))
+    registry = get_registry()
+    windows: dict[str, Any] = {}
+    for rep, names in _teacher_cells(cells, outputs):
+        try:
+            if rep.dataset not in windows:
+                windows[rep.dataset] = load_dataset(registry, rep.dataset, ctx.data_dir, ctx.cache_dir)
+            _prepare_for(rep, ctx, registry, windows[rep.dataset], None, names)
+        except Exception:
+            pass  # each of its cells fails on its own and records why
     out = []
     for cell in cells:
-        rec = execute_cell(cell, ctx)
+        rec = execute_cell(cell, ctx, registry, windows.get(cell.dataset))
         out.append({k: rec.get(k) for k in ("key", "status", "error")})
     return out
 
 
-def run_submitit(cells: list[Any], ctx: Any, *, executor: str, options: dict[str, Any], reporter: Any) -> list[dict[str, Any]]:
+def run_submitit(cells: list[Any], ctx: Any, *, executor: str, options: dict[str, Any], reporter: Any,
+                 outputs: dict[Any, frozenset[str]] | None = None) -> list[dict[str, Any]]:
     """Submit the cells as submitit jobs (SLURM or local) and wait for them."""
     try:
         import submitit
@@ -47,7 +60,8 @@ def run_submitit(cells: list[Any], ctx: Any, *, executor: str, options: dict[str
     size = max(1, int(options.get("cells_per_job") or 1))
     chunks = [cells[i:i + size] for i in range(0, len(cells), size)]
     with ex.batch():
-        jobs = [ex.submit(run_chunk, chunk, ctx, cpus) for chunk in chunks]
+        jobs = [ex.submit(run_chunk, chunk, ctx, cpus, {c: (outputs or {}).get(c, frozenset()) for c in chunk})
+                for chunk in chunks]
     reporter.message(f"submitted {len(jobs)} {executor} job(s) for {len(cells)} cells; logs in {folder.parent}")
     records: list[dict[str, Any]] = []
     for job, chunk in zip(jobs, chunks):

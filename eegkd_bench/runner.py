@@ -137,6 +137,7 @@ class GridPlan:
     cells: list[CellSpec]
     skipped: list[tuple[CellSpec, str]] = field(default_factory=list)
     windows: dict[str, EEGWindows] = field(default_factory=dict)
+    cached_outputs: dict[CellSpec, frozenset[str]] = field(default_factory=dict)  # filled by Grid.run's preflight
 
 
 # -------------------------------------------------------------------- planning
@@ -219,25 +220,54 @@ def teacher_init_of(checkpoint: str | None) -> str:
     return f"sha256:{file_sha256(checkpoint)}"
 
 
-def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, EEGWindows]) -> None:
-    """Build every (teacher, student, distiller) once per input shape so incompatibilities fail before training."""
+def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, EEGWindows],
+              *, teacher_cache: bool = True) -> dict[CellSpec, frozenset[str]]:
+    """Build every (teacher, student, distiller) once per input shape so incompatibilities fail before training.
+
+    Returns, per cell, the teacher outputs it will read from the on-disk cache, so the grid can
+    compute the union for each fine-tuned teacher in one pass over its training split.
+    """
     from eegkd_bench.api import TeacherInfo
 
-    checked: set[tuple[Any, ...]] = set()
+    cached: dict[tuple[Any, ...], frozenset[str]] = {}
     infos: dict[tuple[Any, ...], TeacherInfo] = {}
+    out: dict[CellSpec, frozenset[str]] = {}
     for cell in cells:
         spec = windows[cell.dataset].input_spec()
         tkey = (cell.teacher, cell.teacher_options, spec)
         if tkey not in infos:
             teacher = registry.get("teachers", cell.teacher).factory(spec, **dict(cell.teacher_options))
             infos[tkey] = TeacherInfo.from_model(cell.teacher, teacher, spec)
-        key = (cell.student, cell.student_options, cell.distiller, cell.distiller_options, tkey)
-        if key in checked:
-            continue
-        checked.add(key)
-        student = registry.get("students", cell.student).factory(spec, **dict(cell.student_options))
-        distiller_cls = registry.get("distillers", cell.distiller).factory
-        distiller_cls(student=student, teacher=infos[tkey], spec=spec, **dict(cell.distiller_options))
+        key = (cell.student, cell.student_options, cell.distiller, cell.distiller_options, cell.student_cfg.augment,
+               tkey)
+        if key not in cached:
+            student = registry.get("students", cell.student).factory(spec, **dict(cell.student_options))
+            distiller_cls = registry.get("distillers", cell.distiller).factory
+            distiller = distiller_cls(student=student, teacher=infos[tkey], spec=spec, **dict(cell.distiller_options))
+            names = teacher_output_names(distiller, infos[tkey])
+            cached[key] = frozenset(names if reads_output_cache(cell, distiller, teacher_cache) else ())
+        out[cell] = cached[key]
+    return out
+
+
+def teacher_output_names(distiller: Distiller, info: Any) -> set[str]:
+    """The teacher outputs a distiller asks for: layer names, plus "logits" / "embedding"."""
+    needs = distiller.teacher_needs()
+    names = set(needs.resolve(info))
+    if needs.logits:
+        names.add("logits")
+    if needs.embedding:
+        names.add("embedding")
+    return names
+
+
+def reads_output_cache(cell: CellSpec, distiller: Distiller, teacher_cache: bool) -> bool:
+    """Whether the cell reads the teacher's outputs from the on-disk cache (not online per batch).
+
+    Augmented inputs differ from the cached clean ones, so with augmentation the teacher runs
+    online; a distiller with a warm-up stage still reads the whole clean training split once.
+    """
+    return teacher_cache and (cell.student_cfg.augment == "none" or needs_warmup(distiller))
 
 
 # ------------------------------------------------------------------- executing
@@ -285,12 +315,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     student = registry.get("students", cell.student).factory(spec, **dict(cell.student_options))
     distiller: Distiller = registry.get("distillers", cell.distiller).factory(
         student=student, teacher=prepared.info, spec=spec, **dict(cell.distiller_options))
-    needs = distiller.teacher_needs()
-    names = set(needs.resolve(prepared.info))
-    if needs.logits:
-        names.add("logits")
-    if needs.embedding:
-        names.add("embedding")
+    names = teacher_output_names(distiller, prepared.info)
     X_tr, y_tr = windows.part("train")
     X_va, y_va = windows.part("val")
     X_te, y_te = windows.part("test")
@@ -299,8 +324,8 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     online = cell.student_cfg.augment != "none" or not ctx.teacher_cache
     outputs = None
     if names and (not online or needs_warmup(distiller)):
-        outputs = teacher_outputs(prepared, X_tr, names, ctx.cache_dir if ctx.teacher_cache else None,
-                                  data_checksum=windows.checksum)
+        cache = ctx.cache_dir if reads_output_cache(cell, distiller, ctx.teacher_cache) else None
+        outputs = teacher_outputs(prepared, X_tr, names, cache, data_checksum=windows.checksum)
     if outputs is not None and needs_warmup(distiller):
         whole = outputs.arrays
         distiller.on_train_start(
@@ -516,11 +541,12 @@ class Grid:
             self.reporter.cell_done(cell, {"status": "skipped", "error": reason})
         if not plan.cells:
             return []
-        preflight(self.registry, plan.cells, plan.windows)
+        plan.cached_outputs = preflight(self.registry, plan.cells, plan.windows, teacher_cache=self.ctx.teacher_cache)
         if executor in ("slurm", "submitit-local"):
             from eegkd_bench.executors import run_submitit
 
-            return run_submitit(plan.cells, self.ctx, executor=executor, options=slurm or {}, reporter=self.reporter)
+            return run_submitit(plan.cells, self.ctx, executor=executor, options=slurm or {}, reporter=self.reporter,
+                                outputs=teacher_output_unions(plan.cells, plan.cached_outputs))
         if jobs <= 1:
             self._prepare_teachers(plan)
             records = []
@@ -533,10 +559,11 @@ class Grid:
         return self._run_pool(plan, jobs)
 
     def _prepare_teachers(self, plan: GridPlan) -> None:
-        for cell in _teacher_cells(plan.cells):
+        for cell, outputs in _teacher_cells(plan.cells, plan.cached_outputs):
             self.reporter.teacher_start(cell)
             try:
-                _prepare_for(cell, self.ctx, self.registry, plan.windows[cell.dataset], self.reporter.progress)
+                _prepare_for(cell, self.ctx, self.registry, plan.windows[cell.dataset], self.reporter.progress,
+                             outputs)
             except UserError:
                 raise
             except Exception:
@@ -552,7 +579,8 @@ class Grid:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         records: list[dict[str, Any]] = []
         with ProcessPoolExecutor(jobs, mp_context=ctx_mp, initializer=_worker_init, initargs=(threads, queue)) as pool:
-            teachers = {pool.submit(_worker_prepare, cell, self.ctx): cell for cell in _teacher_cells(plan.cells)}
+            teachers = {pool.submit(_worker_prepare, cell, self.ctx, outputs): cell
+                        for cell, outputs in _teacher_cells(plan.cells, plan.cached_outputs)}
             for cell in teachers.values():
                 self.reporter.teacher_start(cell)
             self._drain(teachers, queue, lambda cell, fut: self.reporter.teacher_done(cell))
@@ -591,29 +619,51 @@ class Grid:
         return rec
 
 
-def _teacher_cells(cells: Iterable[CellSpec]) -> list[CellSpec]:
-    """One representative cell per distinct fine-tuned teacher."""
-    out: dict[tuple[Any, ...], CellSpec] = {}
+def _teacher_group(cell: CellSpec) -> tuple[Any, ...]:
+    """What identifies a cell's fine-tuned teacher."""
+    return (cell.dataset, cell.teacher, cell.seed, cell.teacher_options, cell.teacher_checkpoint, cell.teacher_cfg)
+
+
+def teacher_output_unions(cells: Iterable[CellSpec], cached_outputs: dict[CellSpec, frozenset[str]],
+                          ) -> dict[CellSpec, frozenset[str]]:
+    """Per cell, the union of the cached teacher outputs of every cell that shares its teacher."""
+    cells = list(cells)
+    union = {_teacher_group(rep): names for rep, names in _teacher_cells(cells, cached_outputs)}
+    return {cell: union[_teacher_group(cell)] for cell in cells}
+
+
+def _teacher_cells(cells: Iterable[CellSpec], cached_outputs: dict[CellSpec, frozenset[str]] | None = None,
+                   ) -> list[tuple[CellSpec, frozenset[str]]]:
+    """One representative cell per distinct fine-tuned teacher, with the union of the teacher
+    outputs its cells read from the cache (computed together, in one pass over the training split)."""
+    out: dict[tuple[Any, ...], tuple[CellSpec, frozenset[str]]] = {}
     for cell in cells:
-        k = (cell.dataset, cell.teacher, cell.seed, cell.teacher_options, cell.teacher_checkpoint, cell.teacher_cfg)
-        out.setdefault(k, cell)
+        k = _teacher_group(cell)
+        rep, names = out.get(k, (cell, frozenset()))
+        out[k] = (rep, names | (cached_outputs or {}).get(cell, frozenset()))
     return list(out.values())
 
 
 def _prepare_for(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EEGWindows,
-                 progress: Callable[[dict[str, Any]], None] | None) -> PreparedTeacher:
-    return prepare_teacher(registry.get("teachers", cell.teacher).factory, cell.teacher, windows, seed=cell.seed,
-                           cfg=cell.teacher_cfg, cache_dir=ctx.cache_dir, options=dict(cell.teacher_options),
-                           checkpoint=cell.teacher_checkpoint, progress=progress)
+                 progress: Callable[[dict[str, Any]], None] | None, outputs: frozenset[str] = frozenset(),
+                 ) -> PreparedTeacher:
+    """Fine-tune (or load) the cell's teacher, then fill the teacher-output cache with ``outputs``."""
+    prepared = prepare_teacher(registry.get("teachers", cell.teacher).factory, cell.teacher, windows, seed=cell.seed,
+                               cfg=cell.teacher_cfg, cache_dir=ctx.cache_dir, options=dict(cell.teacher_options),
+                               checkpoint=cell.teacher_checkpoint, progress=progress)
+    if outputs:
+        teacher_outputs(prepared, windows.part("train")[0], set(outputs), ctx.cache_dir,
+                        data_checksum=windows.checksum)
+    return prepared
 
 
-def _worker_prepare(cell: CellSpec, ctx: RunContext) -> None:
+def _worker_prepare(cell: CellSpec, ctx: RunContext, outputs: frozenset[str] = frozenset()) -> None:
     from eegkd_bench.plugins import get_registry
 
     registry = get_registry()
     windows = _worker_windows(cell, ctx, registry)
     try:
-        _prepare_for(cell, ctx, registry, windows, _queue_progress(cell))
+        _prepare_for(cell, ctx, registry, windows, _queue_progress(cell), outputs)
     except UserError:
         raise
     except Exception:

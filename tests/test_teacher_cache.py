@@ -1,6 +1,8 @@
 """Fine-tuned teacher cache and teacher-output cache: reuse, checksums, corruption, online bypass."""
 from __future__ import annotations
 
+import dataclasses
+import io
 import warnings
 
 import numpy as np
@@ -39,11 +41,11 @@ def factory(spec: InputSpec, **options) -> TwoLayerTeacher:
     return TwoLayerTeacher(spec)
 
 
-def windows() -> EEGWindows:
+def windows(n_samples: int = 40) -> EEGWindows:
     rng = np.random.default_rng(0)
     n = 60
     y = np.arange(n) % 2
-    X = (rng.normal(size=(n, 3, 40)) + y[:, None, None] * 0.5).astype(np.float32)
+    X = (rng.normal(size=(n, 3, n_samples)) + y[:, None, None] * 0.5).astype(np.float32)
     split = np.array(["train"] * 40 + ["val"] * 10 + ["test"] * 10)
     subjects = np.array([f"s{i // 10}" for i in range(n)])
     return EEGWindows("toy", X, y.astype(np.int64), subjects, split, 200.0, ["a", "b", "c"], ["x", "y"],
@@ -123,3 +125,74 @@ def test_augmentation_uses_the_online_teacher(tmp_path):
         expected = prepared.model(x_aug)
     torch.testing.assert_close(online.logits, expected)
     assert not torch.allclose(online.logits, cached.logits)  # cached clean outputs would be wrong here
+
+
+class ToyDataset:
+    name = "toy"
+    kind = "simulated"
+
+    def availability(self, data_dir=None):
+        from eegkd_bench.api import Availability
+
+        return Availability(True, "generated")
+
+    def load(self, data_dir=None, cache_dir=None):
+        return windows(200)  # long enough for the smallest student
+
+
+def _toy_registry():
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.registry import Entry, Registry
+
+    real = get_registry()
+    reg = Registry()
+    reg.add(Entry("datasets", "toy", ToyDataset, "tests"))
+    reg.add(Entry("teachers", "toy-teacher", factory, "tests"))
+    reg.add(real.get("students", "tinytransformer"))
+    for name in ("none", "kd", "fitnets", "dlink"):
+        reg.add(real.get("distillers", name))
+    return reg
+
+
+def test_grid_computes_each_teachers_outputs_once_for_all_its_distillers(tmp_path, monkeypatch):
+    """Distillers asking for different teacher outputs share one pass of the teacher over the train split."""
+    import eegkd_bench.teachers as teachers
+    from eegkd_bench.progress import PlainReporter
+    from eegkd_bench.runner import PRESETS, Grid, make_context
+
+    passes: list[set[str]] = []
+    real_compute = teachers._compute_outputs
+
+    def counting(model, X, names, batch_size):
+        passes.append(set(names))
+        return real_compute(model, X, names, batch_size)
+
+    monkeypatch.setattr(teachers, "_compute_outputs", counting)
+    reg = _toy_registry()
+    ctx = make_context(tmp_path / "results", tmp_path / "cache", None, latency=False)
+    preset = dataclasses.replace(PRESETS["quick"], teacher_cfg=CFG, student_cfg=TrainConfig(epochs=1, batch_size=16))
+    grid = Grid(reg, ctx, PlainReporter(total=4, stream=io.StringIO()))
+    plan = grid.plan(["toy"], "toy-teacher", ["tinytransformer"], ["none", "kd", "fitnets", "dlink"], (0,), preset)
+    records = grid.run(plan, jobs=1)
+    assert [r["status"] for r in records] == ["ok"] * 4, [r.get("error") for r in records]
+    assert len(passes) == 1, passes  # kd's logits, fitnets' hint layer and dlink's every layer: one pass
+    assert passes[0] >= {"logits", "layer_1", "layer_2"}
+    # a second grid over the same teacher with the cache filled runs no teacher pass at all
+    ctx2 = make_context(tmp_path / "results2", tmp_path / "cache", None, latency=False)
+    grid2 = Grid(reg, ctx2, PlainReporter(total=4, stream=io.StringIO()))
+    grid2.run(grid2.plan(["toy"], "toy-teacher", ["tinytransformer"], ["kd", "dlink"], (0,), preset), jobs=1)
+    assert len(passes) == 1
+
+
+def test_without_the_cache_no_teacher_outputs_are_written(tmp_path):
+    from eegkd_bench.progress import PlainReporter
+    from eegkd_bench.runner import PRESETS, Grid, make_context
+
+    reg = _toy_registry()
+    ctx = make_context(tmp_path / "results", tmp_path / "cache", None, latency=False)
+    ctx.teacher_cache = False
+    preset = dataclasses.replace(PRESETS["quick"], teacher_cfg=CFG, student_cfg=TrainConfig(epochs=1, batch_size=16))
+    grid = Grid(reg, ctx, PlainReporter(total=1, stream=io.StringIO()))
+    records = grid.run(grid.plan(["toy"], "toy-teacher", ["tinytransformer"], ["kd"], (0,), preset), jobs=1)
+    assert records[0]["status"] == "ok"
+    assert not list((tmp_path / "cache").glob("teacher_outputs/*/*.npy"))
