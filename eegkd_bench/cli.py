@@ -182,7 +182,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     from eegkd_bench.plugins import get_registry
     from eegkd_bench.progress import make_reporter
-    from eegkd_bench.runner import PRESETS, Grid, make_context, parse_seeds, select_datasets
+    from eegkd_bench.runner import PRESETS, Grid, make_context, parse_seeds, select_datasets, start_pool_server
 
     preset = PRESETS[args.preset]
     explicit_jobs = args.jobs is not None
@@ -204,6 +204,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.teacher_epochs:
         preset = dataclasses.replace(preset, teacher_cfg=dataclasses.replace(preset.teacher_cfg, epochs=args.teacher_epochs))
 
+    if args.jobs > 1 and args.executor == "local" and not args.dry_run:
+        start_pool_server()
     reg = get_registry()
     methods = reg.select("distillers", args.methods or preset.methods)
     students = reg.select("students", args.students or preset.students)

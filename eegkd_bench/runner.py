@@ -447,27 +447,82 @@ def _one_line(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------- worker side
-def _worker_init(threads: int, queue: Any) -> None:
-    torch.set_num_threads(threads)
-    global _WORKER_QUEUE
-    _WORKER_QUEUE = queue
-    _exit_with_parent()
+@dataclass
+class _WorkerState:
+    """Per worker process: the progress queue, and the pool-wide count of busy workers."""
+
+    queue: Any = None
+    busy: Any = None  # multiprocessing.Value("i"): workers currently running a task
+    cores: int = 1
+    parent: int = 0  # the runner, or the fork server the runner started
+    runner_pid: int = 0
+
+    def runner_gone(self) -> bool:
+        if os.getppid() != self.parent:
+            return True
+        try:
+            os.kill(self.runner_pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+
+
+_WORKER = _WorkerState()
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (respects affinity masks and cgroup-pinned sets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _worker_init(queue: Any, busy: Any, cores: int, runner_pid: int) -> None:
+    _WORKER.queue, _WORKER.busy, _WORKER.cores = queue, busy, cores
+    _exit_with_parent(runner_pid)
     warnings.filterwarnings("ignore", category=UserWarning, module="eegkd_bench.plugins")
 
 
-_WORKER_QUEUE: Any = None
+def _rebalance_threads() -> None:
+    """Share the cores among the workers that are busy right now.
+
+    Two busy workers on two cores get one thread each; when one runs out of work, the other
+    takes both at its next epoch, so the tail of a grid does not leave a core idle.
+    """
+    if _WORKER.busy is None:
+        return
+    threads = max(1, _WORKER.cores // max(1, _WORKER.busy.value))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
-def _exit_with_parent() -> None:
+def _busy_task(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` counted as busy, with this worker's share of the cores."""
+    if _WORKER.runner_gone():
+        os._exit(3)  # tasks queued before the runner died: nobody will read their results
+    with _WORKER.busy.get_lock():
+        _WORKER.busy.value += 1
+    try:
+        _rebalance_threads()
+        return fn(*args)
+    finally:
+        with _WORKER.busy.get_lock():
+            _WORKER.busy.value -= 1
+
+
+def _exit_with_parent(runner_pid: int) -> None:
     """A worker whose runner was killed (even with SIGKILL) stops instead of running on as an orphan."""
     import threading
 
-    parent = os.getppid()
+    _WORKER.parent, _WORKER.runner_pid = os.getppid(), runner_pid
 
     def watch() -> None:
         while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
+            time.sleep(0.25)
+            if _WORKER.runner_gone():
                 os._exit(3)
 
     threading.Thread(target=watch, name="eegkd-parent-watch", daemon=True).start()
@@ -571,15 +626,18 @@ class Grid:
             self.reporter.teacher_done(cell)
 
     def _run_pool(self, plan: GridPlan, jobs: int) -> list[dict[str, Any]]:
-        """Teachers first (one task per distinct teacher), then the cells, on ``jobs`` worker processes."""
-        import multiprocessing as mp
+        """Teachers first (one task per distinct teacher), then the cells, on ``jobs`` worker processes.
 
-        ctx_mp = mp.get_context("spawn")
+        Workers fork from a server that imported torch once (spawn where fork servers do not
+        exist); the busy workers share the cores between them (see ``_rebalance_threads``).
+        """
+        ctx_mp = _pool_context()
         queue = ctx_mp.Queue()  # not a Manager: no extra server process to orphan
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        busy = ctx_mp.Value("i", 0)
         records: list[dict[str, Any]] = []
-        with ProcessPoolExecutor(jobs, mp_context=ctx_mp, initializer=_worker_init, initargs=(threads, queue)) as pool:
-            teachers = {pool.submit(_worker_prepare, cell, self.ctx, outputs): cell
+        with ProcessPoolExecutor(jobs, mp_context=ctx_mp, initializer=_worker_init,
+                                 initargs=(queue, busy, usable_cores(), os.getpid())) as pool:
+            teachers = {pool.submit(_busy_task, _worker_prepare, cell, self.ctx, outputs): cell
                         for cell, outputs in _teacher_cells(plan.cells, plan.cached_outputs)}
             for cell in teachers.values():
                 self.reporter.teacher_start(cell)
@@ -593,7 +651,7 @@ class Grid:
                 self.reporter.cell_done(cell, rec)
                 records.append(rec)
 
-            cells = {pool.submit(_worker_run, cell, self.ctx): cell for cell in plan.cells}
+            cells = {pool.submit(_busy_task, _worker_run, cell, self.ctx): cell for cell in plan.cells}
             self._drain(cells, queue, finished)
         return records
 
@@ -617,6 +675,25 @@ class Grid:
                "n_classes": windows.n_classes}
         self.ctx.results.put(rec)
         return rec
+
+
+def _pool_context() -> Any:
+    """A fork server that has imported torch and this module, so each worker starts in milliseconds."""
+    import multiprocessing as mp
+
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["eegkd_bench.runner"])  # imports only: no torch thread pool exists to fork
+    return ctx
+
+
+def start_pool_server() -> None:
+    """Start the workers' fork server now, so its imports overlap the runner's data loading and planning."""
+    import multiprocessing.forkserver
+
+    if _pool_context().get_start_method() == "forkserver":
+        multiprocessing.forkserver.ensure_running()
 
 
 def _teacher_group(cell: CellSpec) -> tuple[Any, ...]:
@@ -672,9 +749,10 @@ def _worker_prepare(cell: CellSpec, ctx: RunContext, outputs: frozenset[str] = f
 
 def _queue_progress(cell: CellSpec) -> Callable[[dict[str, Any]], None]:
     def progress(event: dict[str, Any]) -> None:
-        if _WORKER_QUEUE is not None:
+        _rebalance_threads()  # progress arrives on the main thread, between epochs
+        if _WORKER.queue is not None:
             try:
-                _WORKER_QUEUE.put_nowait({**event, "cell": cell.label(), "pid": os.getpid()})
+                _WORKER.queue.put_nowait({**event, "cell": cell.label(), "pid": os.getpid()})
             except Exception:
                 pass
 

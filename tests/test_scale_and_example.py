@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -91,3 +96,36 @@ def test_example_plugin_installs_and_runs(tmp_path):
     (rec,) = _records(results)
     assert rec["distiller"] == "logit-mse" and rec["status"] == "ok"
     assert rec["hparams"] == {"beta": 0.1}
+
+
+def _marked_processes(marker: str) -> list[int]:
+    """PIDs of this user's processes whose environment carries ``marker``."""
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes():
+                pids.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_a_killed_runner_takes_its_worker_processes_along(tmp_path):
+    token = uuid.uuid4().hex
+    env = {**_env(tmp_path), "EEGKD_TEST_MARKER": token}
+    marker = f"EEGKD_TEST_MARKER={token}"
+    proc = subprocess.Popen(_cli("run", "--methods", "none,kd", "--seeds", "0,1", "--jobs", "2", "--results",
+                                 str(tmp_path / "r"), *SMALL), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(set(_marked_processes(marker)) - {proc.pid}) < 2:
+        time.sleep(0.2)  # wait for the pool's processes (fork server, workers) to exist
+    assert len(set(_marked_processes(marker)) - {proc.pid}) >= 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and _marked_processes(marker):
+        time.sleep(0.2)
+    left = _marked_processes(marker)
+    assert left == [], [Path(f"/proc/{p}/cmdline").read_bytes()[:200] for p in left]
