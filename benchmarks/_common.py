@@ -23,9 +23,10 @@ def timer() -> Iterator[list[float]]:
         out.append(time.perf_counter() - t0)
 
 
-def fresh_context(cache_dir: Path | None = None, *, latency: bool = False, teacher_cache: bool = True) -> RunContext:
+def fresh_context(cache_dir: Path | None = None, *, latency: bool = False, teacher_cache: bool = True,
+                  device: str = "cpu") -> RunContext:
     root = Path(tempfile.mkdtemp(prefix="eegkd-bench-"))
-    ctx = make_context(root / "results", cache_dir or (root / "cache"), None, latency=latency)
+    ctx = make_context(root / "results", cache_dir or (root / "cache"), None, latency=latency, device=device)
     ctx.teacher_cache = teacher_cache
     return ctx
 

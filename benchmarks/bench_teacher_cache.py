@@ -30,10 +30,11 @@ def main() -> None:
     ap.add_argument("--methods", default="kd,fitnets,rkd,dlink")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--teacher-epochs", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu (the figure in benchmarks/README.md), cuda, ...")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     methods = args.methods.split(",")
-    base = fresh_context(latency=False)
+    base = fresh_context(latency=False, device=args.device)
     windows = load_dataset(registry(), args.dataset, None, base.cache_dir)
     proto = cell(args.dataset, methods[0], student=args.student, teacher=args.teacher, epochs=args.epochs,
                  teacher_epochs=args.teacher_epochs)
@@ -41,10 +42,10 @@ def main() -> None:
                                  student_cfg=proto.student_cfg)
     with timer() as t_teacher:
         prepare_teacher(registry().get("teachers", args.teacher).factory, args.teacher, windows, seed=0,
-                        cfg=proto.teacher_cfg, cache_dir=base.cache_dir)
+                        cfg=proto.teacher_cfg, cache_dir=base.cache_dir, device=base.device)
     times = {}
     for label, use_cache in (("without cache (teacher on every batch)", False), ("with teacher-output cache", True)):
-        ctx = fresh_context(base.cache_dir, latency=False, teacher_cache=use_cache)
+        ctx = fresh_context(base.cache_dir, latency=False, teacher_cache=use_cache, device=base.device)
         grid = Grid(registry(), ctx, PlainReporter(total=len(methods), stream=open(os.devnull, "w")))
         with timer() as t:
             plan = grid.plan([args.dataset], args.teacher, [args.student], methods, (0,), preset)
@@ -54,7 +55,7 @@ def main() -> None:
         print(f"{label:40s} {t[0]:8.1f}s for K={len(methods)} distillers")
     print(f"(teacher fine-tuning beforehand, untimed above: {t_teacher[0]:.1f}s; "
           f"{len(windows.indices('train'))} train windows, {args.epochs} epochs, teacher {args.teacher}, "
-          f"student {args.student}, {torch.get_num_threads()} threads)")
+          f"student {args.student}, device {base.device}, {torch.get_num_threads()} threads)")
     print(f"speed-up with cache = {times[False] / times[True]:.2f}x  (target >= 3x for K=4 with cbramod)")
 
 

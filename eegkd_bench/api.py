@@ -228,8 +228,9 @@ class TeacherInfo:
     @classmethod
     def from_model(cls, name: str, model: TeacherModel, spec: InputSpec) -> "TeacherInfo":
         model.eval()
+        device = next(iter(model.parameters()), torch.zeros(())).device
         with torch.no_grad():
-            out = model.forward_features(torch.zeros(1, spec.n_channels, spec.n_samples))
+            out = model.forward_features(torch.zeros(1, spec.n_channels, spec.n_samples, device=device))
         shapes = {k: tuple(v.shape[1:]) for k, v in out.features.items()}
         return cls(name, tuple(model.feature_names), shapes, int(out.logits.shape[1]))
 
@@ -258,6 +259,14 @@ class TeacherBatch:
     logits: torch.Tensor | None = None
     features: dict[str, torch.Tensor] = field(default_factory=dict)
     embedding: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> "TeacherBatch":
+        """The same outputs on ``device`` (no copy for tensors already there)."""
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, non_blocking=True)
+
+        return TeacherBatch(move(self.logits), {k: v.to(device, non_blocking=True) for k, v in self.features.items()},
+                            move(self.embedding))
 
 
 class Distiller(nn.Module):

@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", help="cache of windows, teachers and teacher outputs (default: $EEGKD_CACHE or ~/.cache/eegkd-bench)")
     run.add_argument("--data-dir", help="root of the real datasets (default: $EEGKD_DATA)")
     run.add_argument("--jobs", type=int, help="parallel worker processes (default: from the preset; quick uses 2)")
+    run.add_argument("--no-teacher-cache", action="store_true",
+                     help="run the frozen teacher on every batch instead of reading its outputs from the on-disk "
+                          "cache (on a GPU the forward pass can be cheaper than reading the layers back)")
+    run.add_argument("--device", default="auto",
+                     help="where models train: auto (a CUDA GPU when visible, else cpu), cpu, cuda, cuda:N or mps; "
+                          "params, FLOPs and latency are measured on the CPU either way")
     run.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local",
                      help="where cells run: local processes, SLURM via submitit, or submitit's local executor")
     run.add_argument("--slurm-partition", help="SLURM partition")
@@ -212,7 +218,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     teacher = reg.get("teachers", args.teacher or preset.teacher).name
     datasets = select_datasets(reg, args.datasets or preset.datasets, simulated_only=preset.simulated_only)
     seeds = parse_seeds(args.seeds) if args.seeds else preset.seeds
-    ctx = make_context(args.results, args.cache_dir, args.data_dir, latency=not args.no_latency)
+    ctx = make_context(args.results, args.cache_dir, args.data_dir, latency=not args.no_latency, device=args.device)
+    ctx.teacher_cache = not args.no_teacher_cache
     reporter = make_reporter(args.quiet, args.verbose)
     grid = Grid(reg, ctx, reporter)
     total_cells = len(datasets) * len(students) * len(methods) * len(seeds)

@@ -294,6 +294,9 @@ def cost_report(model: nn.Module, spec: InputSpec, latency: bool = True, **laten
     ``latency_ms`` is the median at batch 1 with one thread (``None`` when
     ``latency`` is false); ``latency`` holds the raw statistics.
     """
+    from eegkd_bench.device import on_cpu
+
+    model = on_cpu(model)  # a CPU figure by definition, wherever the model trained
     x = example_input(spec)
     by_op = flops_by_op(model, x)
     report: dict[str, Any] = {

@@ -32,6 +32,7 @@ from eegkd_bench.api import (
     UserError,
 )
 from eegkd_bench.data.cache import default_cache_dir, stable_hash
+from eegkd_bench.device import describe, resolve_device
 from eegkd_bench.metrics import KEY_METRIC, task_of
 from eegkd_bench.registry import Registry
 from eegkd_bench.results import SCHEMA_VERSION, ResultStore, versions
@@ -130,6 +131,7 @@ class RunContext:
     data_dir: str | None = None
     latency: bool = True
     teacher_cache: bool = True  # False: run the teacher on every batch (benchmarks, debugging)
+    device: str = "cpu"  # where models train and the teacher runs (resolved: cpu, cuda:N, mps)
 
 
 @dataclass
@@ -291,7 +293,7 @@ def execute_cell(cell: CellSpec, ctx: RunContext, registry: Registry | None = No
         prepared = prepare_teacher(
             registry.get("teachers", cell.teacher).factory, cell.teacher, windows, seed=cell.seed,
             cfg=cell.teacher_cfg, cache_dir=ctx.cache_dir, options=dict(cell.teacher_options),
-            checkpoint=cell.teacher_checkpoint, progress=progress)
+            checkpoint=cell.teacher_checkpoint, progress=progress, device=ctx.device)
         record = _train_cell(cell, ctx, registry, windows, prepared, base, progress)
     except Exception as exc:  # a failing cell is recorded; the grid goes on
         record = {**base, "status": "failed", "error": _one_line(exc), "traceback": traceback.format_exc(limit=8)}
@@ -315,11 +317,12 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     student = registry.get("students", cell.student).factory(spec, **dict(cell.student_options))
     distiller: Distiller = registry.get("distillers", cell.distiller).factory(
         student=student, teacher=prepared.info, spec=spec, **dict(cell.distiller_options))
+    distiller.to(ctx.device)
     names = teacher_output_names(distiller, prepared.info)
     X_tr, y_tr = windows.part("train")
     X_va, y_va = windows.part("val")
     X_te, y_te = windows.part("test")
-    y_tr_t = torch.from_numpy(np.asarray(y_tr, dtype=np.int64))
+    y_tr_t = torch.from_numpy(np.asarray(y_tr, dtype=np.int64)).to(ctx.device)
     # Augmented inputs differ from the cached clean ones, so the teacher then runs online on each batch.
     online = cell.student_cfg.augment != "none" or not ctx.teacher_cache
     outputs = None
@@ -333,7 +336,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
                 logits=_as_tensor(whole.get("logits")),
                 features={k: _as_tensor(v) for k, v in whole.items() if k not in ("logits", "embedding")},
                 embedding=_as_tensor(whole.get("embedding")),
-            ),
+            ).to(ctx.device),
             y_tr_t,
         )
     else:
@@ -364,6 +367,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         "teacher_head_params": prepared.model.head_params,
         "teacher_cached": prepared.cached,
         "teacher_train_time_s": prepared.train_time_s,
+        "device": describe(ctx.device),
         "train_time_s": result.train_time_s,
         "best_epoch": result.best_epoch,
         "epochs": len(result.history),
@@ -727,7 +731,7 @@ def _prepare_for(cell: CellSpec, ctx: RunContext, registry: Registry, windows: E
     """Fine-tune (or load) the cell's teacher, then fill the teacher-output cache with ``outputs``."""
     prepared = prepare_teacher(registry.get("teachers", cell.teacher).factory, cell.teacher, windows, seed=cell.seed,
                                cfg=cell.teacher_cfg, cache_dir=ctx.cache_dir, options=dict(cell.teacher_options),
-                               checkpoint=cell.teacher_checkpoint, progress=progress)
+                               checkpoint=cell.teacher_checkpoint, progress=progress, device=ctx.device)
     if outputs:
         teacher_outputs(prepared, windows.part("train")[0], set(outputs), ctx.cache_dir,
                         data_checksum=windows.checksum)
@@ -759,10 +763,13 @@ def _queue_progress(cell: CellSpec) -> Callable[[dict[str, Any]], None]:
     return progress
 
 
-def make_context(results_dir: str | Path, cache_dir: str | Path | None, data_dir: str | None, *, latency: bool = True) -> RunContext:
+def make_context(results_dir: str | Path, cache_dir: str | Path | None, data_dir: str | None, *, latency: bool = True,
+                 device: str | None = "cpu") -> RunContext:
+    """Where results, caches and data live, and where models train (``device``: auto, cpu, cuda[:N], mps)."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create cache directory {cache}: {exc.strerror}; pass a writable --cache-dir") from None
-    return RunContext(ResultStore(results_dir), cache, data_dir or os.environ.get("EEGKD_DATA"), latency)
+    return RunContext(ResultStore(results_dir), cache, data_dir or os.environ.get("EEGKD_DATA"), latency,
+                      device=resolve_device(device))

@@ -32,6 +32,7 @@ from torch import nn
 
 from eegkd_bench.api import EEGWindows, InputSpec, TeacherBatch, TeacherInfo, TeacherModel, UserError
 from eegkd_bench.data.cache import file_sha256, stable_hash
+from eegkd_bench.device import module_device
 from eegkd_bench.training import ProgressFn, TrainConfig, evaluate, fit
 
 TEACHER_FORMAT = 1
@@ -126,8 +127,12 @@ def prepare_teacher(
     label_smoothing: float = 0.1,
     finetune: bool = True,
     progress: ProgressFn | None = None,
+    device: str = "cpu",
 ) -> PreparedTeacher:
-    """Return the fine-tuned teacher for (teacher, dataset, seed, recipe), from cache when possible."""
+    """Return the fine-tuned teacher for (teacher, dataset, seed, recipe), from cache when possible.
+
+    The model is fine-tuned (or loaded) onto ``device`` and stays there for the teacher's forward passes.
+    """
     options = dict(options or {})
     spec = windows.input_spec()
     init_source = f"sha256:{file_sha256(checkpoint)}" if checkpoint and Path(checkpoint).is_file() else "random"
@@ -137,6 +142,7 @@ def prepare_teacher(
         torch.manual_seed(seed)
         model = build_teacher(factory, name, spec, options, checkpoint)
         meta = _load_cached_teacher(folder, model)
+        model.to(device)
         cached = meta is not None
         if meta is None:
             X_tr, y_tr = windows.part("train")
@@ -302,9 +308,10 @@ def teacher_outputs(
 @torch.inference_mode()
 def _compute_outputs(model: TeacherModel, X: np.ndarray, names: set[str], batch_size: int) -> dict[str, np.ndarray]:
     model.eval()
+    device = module_device(model)
     chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for start in range(0, len(X), batch_size):
-        out = model.forward_features(torch.from_numpy(np.ascontiguousarray(X[start:start + batch_size])))
+        out = model.forward_features(torch.from_numpy(np.ascontiguousarray(X[start:start + batch_size])).to(device))
         for n in names:
             if n == "logits":
                 t = out.logits
@@ -318,5 +325,5 @@ def _compute_outputs(model: TeacherModel, X: np.ndarray, names: set[str], batch_
                     raise UserError(f"teacher {type(model).__name__} has no layer {n!r}; "
                                     f"it has {', '.join(out.features)}")
                 t = out.features[n]
-            chunks[n].append(t.float().numpy())
+            chunks[n].append(t.float().cpu().numpy())
     return {n: np.concatenate(c) for n, c in chunks.items()}

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from eegkd_bench.api import TeacherBatch
+from eegkd_bench.device import module_device
 from eegkd_bench.metrics import KEY_METRIC, better, compute_metrics, task_of
 
 
@@ -130,6 +131,7 @@ def fit(
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
 
+    device = module_device(model)
     Xt = torch.from_numpy(np.ascontiguousarray(X_train))
     yt = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
     key = KEY_METRIC[task_of(n_classes)]
@@ -149,9 +151,9 @@ def fit(
             idx = np.sort(order[start:start + cfg.batch_size])  # sorted: sequential reads from memmaps
             if len(idx) < 2 and n >= 2:
                 continue  # a batch of one breaks batch norm and pairwise losses
-            x, y = Xt[idx], yt[idx]
-            x = augment_batch(x, cfg.augment, gen)
-            terms = model.losses(x, y, teacher.batch(idx, x))
+            x = augment_batch(Xt[idx], cfg.augment, gen).to(device, non_blocking=True)
+            y = yt[idx].to(device, non_blocking=True)
+            terms = model.losses(x, y, teacher.batch(idx, x).to(device))
             loss = sum(terms.values())
             if not torch.isfinite(loss):
                 bad = [k for k, v in terms.items() if not torch.isfinite(v)]
@@ -196,9 +198,11 @@ def predict_logits(model: nn.Module, X: np.ndarray, batch_size: int = 256) -> np
     was_training = model.training
     model.eval()
     fn = getattr(model, "predict", model)
+    device = module_device(model)
     out = []
     for start in range(0, len(X), batch_size):
-        out.append(fn(torch.from_numpy(np.ascontiguousarray(X[start:start + batch_size]))).float())
+        x = torch.from_numpy(np.ascontiguousarray(X[start:start + batch_size])).to(device, non_blocking=True)
+        out.append(fn(x).float().cpu())
     model.train(was_training)
     if not out:
         return np.zeros((0, 0), dtype=np.float32)

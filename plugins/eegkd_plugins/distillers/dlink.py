@@ -247,7 +247,7 @@ class DLink(Distiller):
         self.router_stats = stats
 
     def _accumulate(self, alpha: torch.Tensor, y: torch.Tensor) -> None:
-        alpha = alpha.double()
+        alpha, y = alpha.detach().double().cpu(), y.cpu()  # diagnostics live on the CPU, wherever training runs
         self._alpha_sum += alpha.sum(0)
         for c in torch.unique(y).tolist():
             sel = alpha[y == c]

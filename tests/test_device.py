@@ -1,0 +1,84 @@
+"""--device: resolution and errors everywhere; a whole grid on a CUDA GPU where one is visible."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from eegkd_bench.api import UserError
+from eegkd_bench.cost import cost_report
+from eegkd_bench.device import module_device, on_cpu, resolve_device
+
+CUDA = torch.cuda.is_available()
+
+
+def test_auto_and_cpu_resolve():
+    assert resolve_device("cpu") == "cpu" and resolve_device("CPU ") == "cpu"
+    assert resolve_device("auto") == ("cuda:0" if CUDA else "cpu")
+    assert resolve_device(None) == resolve_device("auto")
+
+
+@pytest.mark.parametrize("bad", ["gpu", "cuda:x", "tpu", ""])
+def test_unknown_device_is_a_user_error(bad):
+    if bad == "":
+        assert resolve_device(bad) == resolve_device("auto")  # empty means the default
+        return
+    with pytest.raises(UserError, match="expected auto, cpu, cuda, cuda:N or mps"):
+        resolve_device(bad)
+
+
+@pytest.mark.skipif(CUDA, reason="checks the error where no GPU is visible")
+def test_cuda_without_a_gpu_says_what_to_do():
+    with pytest.raises(UserError, match="no CUDA GPU is visible.*use --device cpu"):
+        resolve_device("cuda")
+
+
+def test_cli_rejects_a_bad_device_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "eegkd_bench.cli", "run", "--device", "gpu", "--results",
+                          str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--dry-run"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "invalid --device 'gpu'" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_on_cpu_keeps_cpu_modules_and_copies_others():
+    m = torch.nn.Linear(3, 2)
+    assert on_cpu(m) is m and module_device(m).type == "cpu"
+    assert module_device(torch.nn.ReLU()).type == "cpu"
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_cost_is_measured_on_the_cpu_for_a_gpu_model():
+    from eegkd_bench.api import InputSpec
+    from eegkd_bench.plugins import get_registry
+
+    spec = InputSpec(4, 400, 2)
+    model = get_registry().get("students", "eegnet").factory(spec).to("cuda")
+    report = cost_report(model, spec, latency=True, repeats=3, warmup=1)
+    assert report["params"] > 0 and report["flops"] > 0 and report["latency_ms"] > 0
+    assert module_device(model).type == "cuda"  # the trained model stays where it is
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_a_grid_trains_on_the_gpu_and_records_it(tmp_path):
+    import dataclasses
+
+    from eegkd_bench.progress import PlainReporter
+    from eegkd_bench.runner import PRESETS, Grid, make_context
+    from eegkd_bench.training import TrainConfig
+    from test_teacher_cache import CFG, _toy_registry
+
+    reg = _toy_registry()
+    ctx = make_context(tmp_path / "results", tmp_path / "cache", None, latency=False, device="cuda")
+    preset = dataclasses.replace(PRESETS["quick"], teacher_cfg=CFG, student_cfg=TrainConfig(epochs=2, batch_size=16))
+    grid = Grid(reg, ctx, PlainReporter(total=4, stream=io.StringIO()))
+    methods = ["none", "kd", "fitnets", "dlink"]
+    records = grid.run(grid.plan(["toy"], "toy-teacher", ["tinytransformer"], methods, (0,), preset), jobs=1)
+    assert [r["status"] for r in records] == ["ok"] * 4, [r.get("error") for r in records]
+    for r in records:
+        assert r["device"].startswith("cuda:0 (") and r["student_flops"] > 0
