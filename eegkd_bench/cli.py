@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--slurm-time", type=int, default=60, help="SLURM time limit per job, minutes")
     run.add_argument("--slurm-mem", type=int, default=8, help="SLURM memory per job, GiB")
     run.add_argument("--slurm-cpus", type=int, default=2, help="CPUs per SLURM job")
+    run.add_argument("--slurm-gpus", type=int, default=0,
+                     help="GPUs per SLURM job (each job then trains on its node's GPU with --device auto)")
     run.add_argument("--cells-per-job", type=int, default=1, help="cells per SLURM job (chunking)")
     run.add_argument("--retry-failed", action="store_true", help="run failed cells again")
     run.add_argument("--no-latency", action="store_true", help="skip CPU latency measurement")
@@ -218,7 +220,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     teacher = reg.get("teachers", args.teacher or preset.teacher).name
     datasets = select_datasets(reg, args.datasets or preset.datasets, simulated_only=preset.simulated_only)
     seeds = parse_seeds(args.seeds) if args.seeds else preset.seeds
-    ctx = make_context(args.results, args.cache_dir, args.data_dir, latency=not args.no_latency, device=args.device)
+    ctx = make_context(args.results, args.cache_dir, args.data_dir, latency=not args.no_latency, device=args.device,
+                       resolve_device_here=args.executor != "slurm")
     ctx.teacher_cache = not args.no_teacher_cache
     reporter = make_reporter(args.quiet, args.verbose)
     grid = Grid(reg, ctx, reporter)
@@ -251,7 +254,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _slurm_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"partition": args.slurm_partition, "time": args.slurm_time, "mem_gb": args.slurm_mem,
-            "cpus": args.slurm_cpus, "cells_per_job": args.cells_per_job}
+            "cpus": args.slurm_cpus, "gpus": args.slurm_gpus, "cells_per_job": args.cells_per_job}
 
 
 def _write_board(dirs: list[Path | str], out: Path, argv: Sequence[str]) -> list[Path]:

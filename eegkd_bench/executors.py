@@ -18,12 +18,16 @@ def run_chunk(cells: list[Any], ctx: Any, threads: int, outputs: dict[Any, froze
               ) -> list[dict[str, Any]]:
     """Body of one submitit job. ``outputs``: per cell, the teacher outputs that all cells sharing its
     teacher read from the cache; the first job to reach a teacher computes them in one pass."""
+    import dataclasses
+
     import torch
 
+    from eegkd_bench.device import resolve_device
     from eegkd_bench.plugins import get_registry
     from eegkd_bench.runner import _prepare_for, _teacher_cells, execute_cell, load_dataset
 
     torch.set_num_threads(max(1, threads))
+    ctx = dataclasses.replace(ctx, device=resolve_device(ctx.device_request))  # this node's GPU, if asked for
     registry = get_registry()
     windows: dict[str, Any] = {}
     for rep, names in _teacher_cells(cells, outputs):
@@ -54,6 +58,8 @@ def run_submitit(cells: list[Any], ctx: Any, *, executor: str, options: dict[str
         ex.update_parameters(slurm_partition=options["partition"], timeout_min=int(options.get("time") or 60),
                              mem_gb=int(options.get("mem_gb") or 8), cpus_per_task=cpus, nodes=1,
                              tasks_per_node=1, name="eegkd-bench")
+        if int(options.get("gpus") or 0) > 0:
+            ex.update_parameters(gpus_per_node=int(options["gpus"]))
     else:
         ex = submitit.LocalExecutor(folder=str(folder))
         ex.update_parameters(timeout_min=int(options.get("time") or 60))

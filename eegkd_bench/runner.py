@@ -132,6 +132,7 @@ class RunContext:
     latency: bool = True
     teacher_cache: bool = True  # False: run the teacher on every batch (benchmarks, debugging)
     device: str = "cpu"  # where models train and the teacher runs (resolved: cpu, cuda:N, mps)
+    device_request: str = "cpu"  # as asked (auto, cuda, ...): cluster jobs resolve it on their own node
 
 
 @dataclass
@@ -764,12 +765,17 @@ def _queue_progress(cell: CellSpec) -> Callable[[dict[str, Any]], None]:
 
 
 def make_context(results_dir: str | Path, cache_dir: str | Path | None, data_dir: str | None, *, latency: bool = True,
-                 device: str | None = "cpu") -> RunContext:
-    """Where results, caches and data live, and where models train (``device``: auto, cpu, cuda[:N], mps)."""
+                 device: str | None = "cpu", resolve_device_here: bool = True) -> RunContext:
+    """Where results, caches and data live, and where models train (``device``: auto, cpu, cuda[:N], mps).
+
+    ``resolve_device_here=False`` (cluster executors): the submitting node may have no GPU, so
+    each job resolves ``device`` on the node it lands on.
+    """
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create cache directory {cache}: {exc.strerror}; pass a writable --cache-dir") from None
+    request = (device or "auto").strip().lower() or "auto"
     return RunContext(ResultStore(results_dir), cache, data_dir or os.environ.get("EEGKD_DATA"), latency,
-                      device=resolve_device(device))
+                      device=resolve_device(request) if resolve_device_here else "cpu", device_request=request)

@@ -82,3 +82,17 @@ def test_a_grid_trains_on_the_gpu_and_records_it(tmp_path):
     assert [r["status"] for r in records] == ["ok"] * 4, [r.get("error") for r in records]
     for r in records:
         assert r["device"].startswith("cuda:0 (") and r["student_flops"] > 0
+
+
+def test_cluster_jobs_resolve_the_device_on_their_own_node(tmp_path):
+    """The submitting node may lack the GPU its jobs get: it defers, each job resolves (or fails clearly)."""
+    from eegkd_bench.executors import run_chunk
+    from eegkd_bench.runner import make_context
+
+    ctx = make_context(tmp_path / "r", tmp_path / "c", None, device="cuda", resolve_device_here=False)
+    assert ctx.device == "cpu" and ctx.device_request == "cuda"  # no error on a GPU-less login node
+    if CUDA:
+        assert run_chunk([], ctx, threads=1) == []
+    else:
+        with pytest.raises(UserError, match="no CUDA GPU is visible"):
+            run_chunk([], ctx, threads=1)
