@@ -99,8 +99,14 @@ class ResultStore:
     def put(self, record: dict[str, Any]) -> None:
         if record.get("status") not in STATUSES:
             raise ValueError(f"record status must be one of {STATUSES}, got {record.get('status')!r}")
-        self.cells.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.path(record["key"]), json.dumps(record, indent=1, sort_keys=True, default=_json_default))
+        text = json.dumps(record, indent=1, sort_keys=True, default=_json_default)
+        try:
+            self.cells.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.path(record["key"]), text)
+        except OSError as exc:  # full disk, quota, read-only mount: stop the grid, keep what is stored
+            raise UserError(f"cannot store a result in {self.cells} ({exc.strerror or exc}); free space there or "
+                            "pass another --results, then run the same command again: finished cells are kept "
+                            "and only the rest run") from None
 
     def records(self) -> Iterator[dict[str, Any]]:
         if not self.cells.exists():

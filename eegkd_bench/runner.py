@@ -651,6 +651,8 @@ class Grid:
             def finished(cell: CellSpec, fut: Future) -> None:
                 try:
                     rec = fut.result()
+                except UserError:
+                    raise  # e.g. the results disk is full: stop the grid with its one-line reason
                 except Exception as exc:  # the worker died (killed, out of memory)
                     rec = self._record_worker_death(cell, plan, exc)
                 self.reporter.cell_done(cell, rec)

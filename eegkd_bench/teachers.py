@@ -160,7 +160,12 @@ def prepare_teacher(
                 "test_metrics": evaluate(model, X_te, y_te, windows.n_classes),
                 "train_time_s": train_time, "head_params": model.head_params,
             }
-            _save_teacher(folder, model, meta)
+            try:
+                _save_teacher(folder, model, meta)
+            except OSError as exc:  # e.g. a full disk: this run goes on with the teacher in memory
+                warnings.warn(f"eegkd-bench: cannot cache the fine-tuned teacher in {folder} "
+                              f"({exc.strerror or exc}); using it from memory, later runs will fine-tune again",
+                              stacklevel=2)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -292,17 +297,36 @@ def teacher_outputs(
             fresh = _compute_outputs(teacher.model, X, missing, batch_size)
             for name, arr in fresh.items():
                 if name not in ("logits", "embedding") and np.abs(arr).max(initial=0.0) < FLOAT16_MAX:
-                    arr = arr.astype(np.float16)
-                path = folder / f"{name}.npy"
-                tmp = folder / f".{name}.tmp.npy"
-                np.save(tmp, arr)
-                os.replace(tmp, path)
-                index[name] = {"size": path.stat().st_size, "sha256": file_sha256(path), "dtype": str(arr.dtype)}
-                arrays[name] = np.load(path, mmap_mode="r")
-            tmp_index = folder / ".index.tmp"
-            tmp_index.write_text(json.dumps(index, indent=1))
-            os.replace(tmp_index, index_path)
+                    fresh[name] = arr.astype(np.float16)  # what a cached read returns, whether or not it is stored
+            try:
+                _store_outputs(folder, fresh, index, arrays)
+            except OSError as exc:  # e.g. a full disk: this cell goes on with the outputs in memory
+                warnings.warn(f"eegkd-bench: cannot cache teacher outputs in {folder} ({exc.strerror or exc}); "
+                              "keeping them in memory for this cell", stacklevel=2)
+                arrays.update(fresh)
     return TeacherOutputs(arrays)
+
+
+def _store_outputs(folder: Path, fresh: dict[str, np.ndarray], index: dict[str, Any],
+                   arrays: dict[str, np.ndarray]) -> None:
+    """Write ``fresh`` arrays atomically beside their checksums; a failed write leaves no partial file."""
+    tmp = None
+    try:
+        for name, arr in fresh.items():
+            path = folder / f"{name}.npy"
+            tmp = folder / f".{name}.tmp.npy"
+            np.save(tmp, arr)
+            os.replace(tmp, path)
+            tmp = None
+            index[name] = {"size": path.stat().st_size, "sha256": file_sha256(path), "dtype": str(arr.dtype)}
+            arrays[name] = np.load(path, mmap_mode="r")
+        tmp = folder / ".index.tmp"
+        tmp.write_text(json.dumps(index, indent=1))
+        os.replace(tmp, folder / "index.json")
+        tmp = None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 @torch.inference_mode()

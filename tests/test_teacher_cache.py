@@ -196,3 +196,69 @@ def test_without_the_cache_no_teacher_outputs_are_written(tmp_path):
     records = grid.run(grid.plan(["toy"], "toy-teacher", ["tinytransformer"], ["kd"], (0,), preset), jobs=1)
     assert records[0]["status"] == "ok"
     assert not list((tmp_path / "cache").glob("teacher_outputs/*/*.npy"))
+
+
+def _disk_full(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_keeps_teacher_outputs_in_memory(tmp_path, monkeypatch):
+    w = windows()
+    prepared = prepare_teacher(factory, "toy", w, seed=0, cfg=CFG, cache_dir=tmp_path)
+    X, _ = w.part("train")
+    monkeypatch.setattr(np, "save", _disk_full)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = teacher_outputs(prepared, X, {"logits", "layer_1"}, tmp_path, data_checksum=w.checksum)
+    assert any("cannot cache teacher outputs" in str(c.message) and "No space left" in str(c.message) for c in caught)
+    with torch.no_grad():
+        ref = prepared.model.forward_features(torch.from_numpy(X))
+    np.testing.assert_allclose(out.arrays["layer_1"], ref.features["layer_1"].numpy(), atol=2e-3)
+    assert out.arrays["layer_1"].dtype == np.float16  # the same values a cached read would give
+    folder = next((tmp_path / "teacher_outputs").glob("*/"))
+    assert not list(folder.iterdir())  # no partial or temporary file left behind
+
+
+def test_a_full_disk_keeps_the_fine_tuned_teacher_in_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "save", _disk_full)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepared = prepare_teacher(factory, "toy", windows(), seed=0, cfg=CFG, cache_dir=tmp_path)
+    assert any("cannot cache the fine-tuned teacher" in str(c.message) for c in caught)
+    assert not prepared.cached and prepared.test_metrics
+    assert not (tmp_path / "teachers" / prepared.key).exists()
+
+
+def test_a_full_results_disk_stops_the_grid_and_keeps_finished_cells(tmp_path, monkeypatch):
+    import eegkd_bench.results as results
+    from eegkd_bench.api import UserError
+    from eegkd_bench.progress import PlainReporter
+    from eegkd_bench.runner import PRESETS, Grid, make_context
+
+    real_write, writes = results._atomic_write, []
+
+    def fill_after_one(path, text):  # the disk fills up after the first cell's record
+        if path.parent.name == "cells":
+            if writes:
+                _disk_full()
+            writes.append(path)
+        real_write(path, text)
+
+    monkeypatch.setattr(results, "_atomic_write", fill_after_one)
+    ctx = make_context(tmp_path / "results", tmp_path / "cache", None, latency=False)
+    preset = dataclasses.replace(PRESETS["quick"], teacher_cfg=CFG, student_cfg=TrainConfig(epochs=1, batch_size=16))
+    grid = Grid(_toy_registry(), ctx, PlainReporter(total=2, stream=io.StringIO()))
+    plan = grid.plan(["toy"], "toy-teacher", ["tinytransformer"], ["none", "kd"], (0,), preset)
+    try:
+        grid.run(plan, jobs=1)
+    except UserError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("a full results disk must stop the grid")
+    assert "No space left on device" in message and "run the same command again" in message
+    assert "\n" not in message
+    stored = list(ctx.results.records())
+    assert len(stored) == 1 and stored[0]["status"] == "ok"  # the finished cell is kept
+    assert not [p for p in (tmp_path / "results" / "cells").iterdir() if p.suffix == ".tmp"]
