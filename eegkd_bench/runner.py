@@ -458,7 +458,9 @@ class _WorkerState:
 
     queue: Any = None
     busy: Any = None  # multiprocessing.Value("i"): workers currently running a task
+    pending: Any = None  # multiprocessing.Value("i"): tasks submitted but not started yet
     cores: int = 1
+    jobs: int = 1
     parent: int = 0  # the runner, or the fork server the runner started
     runner_pid: int = 0
 
@@ -485,8 +487,8 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _worker_init(queue: Any, busy: Any, cores: int, runner_pid: int) -> None:
-    _WORKER.queue, _WORKER.busy, _WORKER.cores = queue, busy, cores
+def _worker_init(queue: Any, busy: Any, pending: Any, cores: int, jobs: int, runner_pid: int) -> None:
+    _WORKER.queue, _WORKER.busy, _WORKER.pending, _WORKER.cores, _WORKER.jobs = queue, busy, pending, cores, jobs
     _exit_with_parent(runner_pid)
     warnings.filterwarnings("ignore", category=UserWarning, module="eegkd_bench.plugins")
 
@@ -494,12 +496,15 @@ def _worker_init(queue: Any, busy: Any, cores: int, runner_pid: int) -> None:
 def _rebalance_threads() -> None:
     """Share the cores among the workers that are busy right now.
 
-    Two busy workers on two cores get one thread each; when one runs out of work, the other
-    takes both at its next epoch, so the tail of a grid does not leave a core idle.
+    Two busy workers on two cores get one thread each. Once no task is waiting and a worker
+    runs out of work, the other takes both cores at its next epoch, so the tail of a grid does
+    not leave a core idle. While tasks wait, shares stay fixed: a worker that grew into a
+    passing gap between two tasks would oversubscribe the cores until its next epoch.
     """
     if _WORKER.busy is None:
         return
-    threads = max(1, _WORKER.cores // max(1, _WORKER.busy.value))
+    sharing = _WORKER.jobs if _WORKER.pending.value > 0 else max(1, _WORKER.busy.value)
+    threads = max(1, _WORKER.cores // sharing)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
@@ -508,6 +513,8 @@ def _busy_task(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn`` counted as busy, with this worker's share of the cores."""
     if _WORKER.runner_gone():
         os._exit(3)  # tasks queued before the runner died: nobody will read their results
+    with _WORKER.pending.get_lock():
+        _WORKER.pending.value -= 1
     with _WORKER.busy.get_lock():
         _WORKER.busy.value += 1
     try:
@@ -638,11 +645,17 @@ class Grid:
         """
         ctx_mp = _pool_context()
         queue = ctx_mp.Queue()  # not a Manager: no extra server process to orphan
-        busy = ctx_mp.Value("i", 0)
+        busy, pending = ctx_mp.Value("i", 0), ctx_mp.Value("i", 0)
         records: list[dict[str, Any]] = []
+
+        def submit(fn: Callable[..., Any], *args: Any) -> Future:
+            with pending.get_lock():
+                pending.value += 1
+            return pool.submit(_busy_task, fn, *args)
+
         with ProcessPoolExecutor(jobs, mp_context=ctx_mp, initializer=_worker_init,
-                                 initargs=(queue, busy, usable_cores(), os.getpid())) as pool:
-            teachers = {pool.submit(_busy_task, _worker_prepare, cell, self.ctx, outputs): cell
+                                 initargs=(queue, busy, pending, usable_cores(), jobs, os.getpid())) as pool:
+            teachers = {submit(_worker_prepare, cell, self.ctx, outputs): cell
                         for cell, outputs in _teacher_cells(plan.cells, plan.cached_outputs)}
             for cell in teachers.values():
                 self.reporter.teacher_start(cell)
@@ -658,7 +671,7 @@ class Grid:
                 self.reporter.cell_done(cell, rec)
                 records.append(rec)
 
-            cells = {pool.submit(_busy_task, _worker_run, cell, self.ctx): cell for cell in plan.cells}
+            cells = {submit(_worker_run, cell, self.ctx): cell for cell in plan.cells}
             self._drain(cells, queue, finished)
         return records
 
