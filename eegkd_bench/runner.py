@@ -369,6 +369,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         "teacher_cached": prepared.cached,
         "teacher_train_time_s": prepared.train_time_s,
         "device": describe(ctx.device),
+        "torch_threads": torch.get_num_threads(),
         "train_time_s": result.train_time_s,
         "best_epoch": result.best_epoch,
         "epochs": len(result.history),
@@ -454,13 +455,9 @@ def _one_line(exc: BaseException) -> str:
 # ---------------------------------------------------------------- worker side
 @dataclass
 class _WorkerState:
-    """Per worker process: the progress queue, and the pool-wide count of busy workers."""
+    """Per worker process: the progress queue, and how to tell that the runner is gone."""
 
     queue: Any = None
-    busy: Any = None  # multiprocessing.Value("i"): workers currently running a task
-    pending: Any = None  # multiprocessing.Value("i"): tasks submitted but not started yet
-    cores: int = 1
-    jobs: int = 1
     parent: int = 0  # the runner, or the fork server the runner started
     runner_pid: int = 0
 
@@ -487,42 +484,20 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _worker_init(queue: Any, busy: Any, pending: Any, cores: int, jobs: int, runner_pid: int) -> None:
-    _WORKER.queue, _WORKER.busy, _WORKER.pending, _WORKER.cores, _WORKER.jobs = queue, busy, pending, cores, jobs
+def _worker_init(queue: Any, threads: int, runner_pid: int) -> None:
+    # A fixed share, not one that grows into idle cores: the thread count changes the order of
+    # floating-point sums, so a cell's numbers would depend on what ran beside it.
+    torch.set_num_threads(threads)
+    _WORKER.queue = queue
     _exit_with_parent(runner_pid)
     warnings.filterwarnings("ignore", category=UserWarning, module="eegkd_bench.plugins")
 
 
-def _rebalance_threads() -> None:
-    """Share the cores among the workers that are busy right now.
-
-    Two busy workers on two cores get one thread each. Once no task is waiting and a worker
-    runs out of work, the other takes both cores at its next epoch, so the tail of a grid does
-    not leave a core idle. While tasks wait, shares stay fixed: a worker that grew into a
-    passing gap between two tasks would oversubscribe the cores until its next epoch.
-    """
-    if _WORKER.busy is None:
-        return
-    sharing = _WORKER.jobs if _WORKER.pending.value > 0 else max(1, _WORKER.busy.value)
-    threads = max(1, _WORKER.cores // sharing)
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-
-
-def _busy_task(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn`` counted as busy, with this worker's share of the cores."""
+def _worker_task(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` in a worker, unless the runner that queued it is gone."""
     if _WORKER.runner_gone():
         os._exit(3)  # tasks queued before the runner died: nobody will read their results
-    with _WORKER.pending.get_lock():
-        _WORKER.pending.value -= 1
-    with _WORKER.busy.get_lock():
-        _WORKER.busy.value += 1
-    try:
-        _rebalance_threads()
-        return fn(*args)
-    finally:
-        with _WORKER.busy.get_lock():
-            _WORKER.busy.value -= 1
+    return fn(*args)
 
 
 def _exit_with_parent(runner_pid: int) -> None:
@@ -641,20 +616,18 @@ class Grid:
         """Teachers first (one task per distinct teacher), then the cells, on ``jobs`` worker processes.
 
         Workers fork from a server that imported torch once (spawn where fork servers do not
-        exist); the busy workers share the cores between them (see ``_rebalance_threads``).
+        exist) and each uses ``cores // jobs`` threads, so a cell's numbers do not depend on timing.
         """
         ctx_mp = _pool_context()
         queue = ctx_mp.Queue()  # not a Manager: no extra server process to orphan
-        busy, pending = ctx_mp.Value("i", 0), ctx_mp.Value("i", 0)
+        threads = max(1, usable_cores() // jobs)
         records: list[dict[str, Any]] = []
 
         def submit(fn: Callable[..., Any], *args: Any) -> Future:
-            with pending.get_lock():
-                pending.value += 1
-            return pool.submit(_busy_task, fn, *args)
+            return pool.submit(_worker_task, fn, *args)
 
         with ProcessPoolExecutor(jobs, mp_context=ctx_mp, initializer=_worker_init,
-                                 initargs=(queue, busy, pending, usable_cores(), jobs, os.getpid())) as pool:
+                                 initargs=(queue, threads, os.getpid())) as pool:
             teachers = {submit(_worker_prepare, cell, self.ctx, outputs): cell
                         for cell, outputs in _teacher_cells(plan.cells, plan.cached_outputs)}
             for cell in teachers.values():
@@ -769,7 +742,6 @@ def _worker_prepare(cell: CellSpec, ctx: RunContext, outputs: frozenset[str] = f
 
 def _queue_progress(cell: CellSpec) -> Callable[[dict[str, Any]], None]:
     def progress(event: dict[str, Any]) -> None:
-        _rebalance_threads()  # progress arrives on the main thread, between epochs
         if _WORKER.queue is not None:
             try:
                 _WORKER.queue.put_nowait({**event, "cell": cell.label(), "pid": os.getpid()})

@@ -23,14 +23,21 @@ SMALL = ("--students", "eegnet", "--teacher", "cbramod-mini", "--datasets", "sim
          "--teacher-epochs", "1", "--no-latency", "--quiet", "--no-leaderboard")
 
 
-def test_jobs_2_runs_every_cell_once(tmp_path):
-    env = _env(tmp_path)
-    results = tmp_path / "r"
-    out = subprocess.run(_cli("run", "--methods", "none,kd", "--seeds", "0,1", "--jobs", "2", "--results", str(results),
-                              *SMALL), env=env, capture_output=True, text=True, timeout=400)
-    assert out.returncode == 0, out.stderr[-3000:]
-    recs = _records(results)
-    assert len(recs) == 4 and len({r["key"] for r in recs}) == 4 and all(r["status"] == "ok" for r in recs)
+def test_jobs_2_runs_every_cell_once_and_reproducibly(tmp_path):
+    """Each cell once; and a second run from empty caches gives the same numbers (fixed threads per worker)."""
+    runs = []
+    for name in ("a", "b"):
+        env = {**_env(tmp_path / name)}
+        env.pop("OMP_NUM_THREADS")  # the workers choose their threads themselves
+        results = tmp_path / name / "r"
+        out = subprocess.run(_cli("run", "--methods", "none,kd", "--seeds", "0,1", "--jobs", "2", "--results",
+                                  str(results), *SMALL), env=env, capture_output=True, text=True, timeout=400)
+        assert out.returncode == 0, out.stderr[-3000:]
+        recs = _records(results)
+        assert len(recs) == 4 and len({r["key"] for r in recs}) == 4 and all(r["status"] == "ok" for r in recs)
+        assert {r["torch_threads"] for r in recs} == {max(1, len(os.sched_getaffinity(0)) // 2)}
+        runs.append({r["key"]: (r["metrics"], r["teacher_metrics"]) for r in recs})
+    assert runs[0] == runs[1]
 
 
 def test_submitit_local_executor(tmp_path):
