@@ -227,10 +227,11 @@ class TeacherInfo:
 
     @classmethod
     def from_model(cls, name: str, model: TeacherModel, spec: InputSpec) -> "TeacherInfo":
+        from eegkd_bench.device import module_device  # here: eegkd_bench.device imports this module
+
         model.eval()
-        device = next(iter(model.parameters()), torch.zeros(())).device
         with torch.no_grad():
-            out = model.forward_features(torch.zeros(1, spec.n_channels, spec.n_samples, device=device))
+            out = model.forward_features(torch.zeros(1, spec.n_channels, spec.n_samples, device=module_device(model)))
         shapes = {k: tuple(v.shape[1:]) for k, v in out.features.items()}
         return cls(name, tuple(model.feature_names), shapes, int(out.logits.shape[1]))
 

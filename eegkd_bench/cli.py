@@ -198,6 +198,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         args.jobs = 1 if args.executor != "local" else preset.jobs
     if args.jobs < 1:
         raise UserError(f"invalid --jobs {args.jobs}; expected 1 or more")
+    if args.slurm_gpus < 0:
+        raise UserError(f"invalid --slurm-gpus {args.slurm_gpus}; expected 0 (CPU jobs) or more")
     if args.executor != "local" and explicit_jobs and args.jobs != 1:
         raise UserError(f"--jobs {args.jobs} conflicts with --executor {args.executor}; "
                         "the cluster executor parallelises by jobs, drop --jobs")

@@ -326,10 +326,11 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     y_tr_t = torch.from_numpy(np.asarray(y_tr, dtype=np.int64)).to(ctx.device)
     # Augmented inputs differ from the cached clean ones, so the teacher then runs online on each batch.
     online = cell.student_cfg.augment != "none" or not ctx.teacher_cache
+    use_cache = reads_output_cache(cell, distiller, ctx.teacher_cache)
     outputs = None
-    if names and (not online or needs_warmup(distiller)):
-        cache = ctx.cache_dir if reads_output_cache(cell, distiller, ctx.teacher_cache) else None
-        outputs = teacher_outputs(prepared, X_tr, names, cache, data_checksum=windows.checksum)
+    if names and (use_cache or needs_warmup(distiller)):  # a warm-up without the cache computes them in memory
+        outputs = teacher_outputs(prepared, X_tr, names, ctx.cache_dir if use_cache else None,
+                                  data_checksum=windows.checksum)
     if outputs is not None and needs_warmup(distiller):
         whole = outputs.arrays
         distiller.on_train_start(

@@ -47,6 +47,8 @@ def test_plugins_json(capsys):
         (["run", "--datasets", "sim-nope*"], "no dataset matches"),
         (["run", "--seeds", "a,b"], "invalid --seeds 'a,b'"),
         (["run", "--jobs", "0"], "invalid --jobs 0"),
+        (["run", "--slurm-gpus", "-1"], "invalid --slurm-gpus -1"),
+        (["run", "--device", "tpu"], "invalid --device 'tpu'"),
         (["run", "--executor", "slurm"], "--slurm-partition"),
         (["run", "--jobs", "2", "--executor", "submitit-local"], "conflicts with --executor"),
         (["run", "--methods", ","], "empty distiller selection"),
