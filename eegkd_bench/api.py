@@ -6,7 +6,9 @@ the runner only talks to them through the types defined here.
 Conventions that every plugin relies on:
 
 * EEG windows are float32 arrays ``(n, channels, samples)`` in the dataset's
-  own unit scale (the CBraMod recipe divides microvolts by 100).
+  own unit scale (the CBraMod recipe divides microvolts by 100). ``EEGWindows.X``
+  may be a read-only memory map of the on-disk store; the core reads it batch by
+  batch by index (:class:`WindowRows`) and never copies it whole.
 * Every task is single-label classification with ``n_classes >= 2`` logits,
   binary tasks included (two logits, softmax cross-entropy), so logit-based
   distillers need no special case.
@@ -48,6 +50,54 @@ class Availability:
     where: str
     how_to_get: str = ""
     detail: str = ""  # e.g. "9 subjects, 1.2 GB" or the reason it is missing
+
+
+class WindowRows:
+    """Rows ``idx`` of a window array (often a memory map), read batch by batch; never copied whole.
+
+    ``rows[sel]`` (an int, a slice or an index array relative to these rows) returns a new
+    writable float32 array holding only the selected windows.
+    """
+
+    def __init__(self, X: np.ndarray, idx: np.ndarray) -> None:
+        self.base = X
+        self.idx = np.asarray(idx, dtype=np.int64)
+        n = len(self.idx)
+        # a contiguous run is read with one slice, not fancy indexing
+        self._start = int(self.idx[0]) if n and int(self.idx[-1]) - int(self.idx[0]) == n - 1 and \
+            bool((np.diff(self.idx) == 1).all()) else None
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.idx), *self.base.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.base.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.base.dtype.itemsize
+
+    def __getitem__(self, sel: Any) -> np.ndarray:
+        if isinstance(sel, slice) and self._start is not None:
+            a, b, step = sel.indices(len(self.idx))
+            if step == 1:
+                return np.array(self.base[self._start + a:self._start + max(a, b)], dtype=np.float32)
+        rows = self.idx[sel]
+        return np.array(self.base[rows], dtype=np.float32)
+
+    def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise TypeError("WindowRows is read batch by batch (rows[start:stop] or rows[index_array]); "
+                        "converting it whole would copy the whole split into memory")
+
+
+def read_rows(X: "np.ndarray | WindowRows", sel: Any) -> np.ndarray:
+    """Windows ``X[sel]`` as a new writable float32 array (only the selected rows are read)."""
+    return X[sel] if isinstance(X, WindowRows) else np.array(X[sel], dtype=np.float32)
 
 
 @dataclass
@@ -102,10 +152,19 @@ class EEGWindows:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
         return np.flatnonzero(self.split == split)
 
-    def part(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(X, y)`` of one protocol split."""
+    def part(self, split: str) -> tuple[WindowRows, np.ndarray]:
+        """``(X, y)`` of one protocol split; ``X`` reads the windows by index, batch by batch."""
         idx = self.indices(split)
-        return self.X[idx], self.y[idx]
+        return WindowRows(self.X, idx), np.asarray(self.y)[idx]
+
+    def first_nonfinite(self, batch_bytes: int = 64 * 1024 * 1024) -> int | None:
+        """Index of the first window holding a NaN or infinity (None: all finite), read in batches."""
+        step = max(1, batch_bytes // max(1, int(np.prod(self.X.shape[1:])) * 4))
+        for start in range(0, len(self.X), step):
+            ok = np.isfinite(self.X[start:start + step]).reshape(min(step, len(self.X) - start), -1).all(axis=1)
+            if not ok.all():
+                return start + int(np.flatnonzero(~ok)[0])
+        return None
 
     def input_spec(self) -> "InputSpec":
         return InputSpec(self.n_channels, self.n_samples, self.n_classes, float(self.sfreq))
@@ -351,4 +410,6 @@ __all__ = [
     "TeacherModel",
     "TeacherNeeds",
     "UserError",
+    "WindowRows",
+    "read_rows",
 ]

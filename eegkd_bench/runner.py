@@ -191,8 +191,8 @@ def load_dataset(registry: Registry, name: str, data_dir: str | None, cache_dir:
         how = f"; {avail.how_to_get}" if avail.how_to_get else ""
         raise DataUnavailable(f"not downloaded: looked in {avail.where}{how}")
     windows = dataset.load(data_dir, str(cache_dir))
-    if not np.isfinite(windows.X).all():
-        bad = int(np.flatnonzero(~np.isfinite(windows.X).reshape(len(windows.X), -1).all(axis=1))[0])
+    bad = windows.first_nonfinite()
+    if bad is not None:
         raise UserError(f"dataset {name!r} has non-finite values (first in window {bad}); check its files, "
                         f"then delete its cached windows under {cache_dir / 'windows'} and run again")
     for split in ("train", "val", "test"):

@@ -3,6 +3,10 @@
 Model selection uses the validation split only: after every epoch the
 validation key metric is computed and the best state is kept; the test split
 is never seen here.
+
+Inputs are read batch by batch by index (:func:`eegkd_bench.api.read_rows`), so ``X`` may be
+a memory-mapped store or a :class:`eegkd_bench.api.WindowRows` split of one: memory does not
+grow with the dataset.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from eegkd_bench.api import TeacherBatch
+from eegkd_bench.api import TeacherBatch, WindowRows, read_rows
 from eegkd_bench.device import module_device
 from eegkd_bench.metrics import KEY_METRIC, better, compute_metrics, task_of
 
@@ -97,9 +101,9 @@ ProgressFn = Callable[[dict[str, Any]], None]
 
 def fit(
     model: nn.Module,
-    X_train: np.ndarray,
+    X_train: np.ndarray | WindowRows,
     y_train: np.ndarray,
-    X_val: np.ndarray,
+    X_val: np.ndarray | WindowRows,
     y_val: np.ndarray,
     n_classes: int,
     cfg: TrainConfig,
@@ -132,7 +136,6 @@ def fit(
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
 
     device = module_device(model)
-    Xt = torch.from_numpy(np.ascontiguousarray(X_train))
     yt = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
     key = KEY_METRIC[task_of(n_classes)]
     best: dict[str, float] | None = None
@@ -151,7 +154,7 @@ def fit(
             idx = np.sort(order[start:start + cfg.batch_size])  # sorted: sequential reads from memmaps
             if len(idx) < 2 and n >= 2:
                 continue  # a batch of one breaks batch norm and pairwise losses
-            x = augment_batch(Xt[idx], cfg.augment, gen).to(device, non_blocking=True)
+            x = augment_batch(torch.from_numpy(read_rows(X_train, idx)), cfg.augment, gen).to(device, non_blocking=True)
             y = yt[idx].to(device, non_blocking=True)
             terms = model.losses(x, y, teacher.batch(idx, x).to(device))
             loss = sum(terms.values())
@@ -193,7 +196,7 @@ def fit(
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_logits(model: nn.Module, X: np.ndarray | WindowRows, batch_size: int = 256) -> np.ndarray:
     """Logits of ``model.predict`` (or ``model(x)``) over an array, in eval mode."""
     was_training = model.training
     model.eval()
@@ -201,7 +204,7 @@ def predict_logits(model: nn.Module, X: np.ndarray, batch_size: int = 256) -> np
     device = module_device(model)
     out = []
     for start in range(0, len(X), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(X[start:start + batch_size])).to(device, non_blocking=True)
+        x = torch.from_numpy(read_rows(X, slice(start, start + batch_size))).to(device, non_blocking=True)
         out.append(fn(x).float().cpu())
     model.train(was_training)
     if not out:
@@ -209,7 +212,7 @@ def predict_logits(model: nn.Module, X: np.ndarray, batch_size: int = 256) -> np
     return torch.cat(out).numpy()
 
 
-def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, n_classes: int, batch_size: int = 256) -> dict[str, float]:
+def evaluate(model: nn.Module, X: np.ndarray | WindowRows, y: np.ndarray, n_classes: int, batch_size: int = 256) -> dict[str, float]:
     """Task metrics of ``model`` on ``(X, y)``."""
     logits = predict_logits(model, X, batch_size)
     return compute_metrics(np.asarray(y), logits, n_classes)

@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from eegkd_bench.api import DataUnavailable, EEGWindows
+from eegkd_bench.data import cache as window_cache
+from eegkd_bench.data.cache import WindowStoreWriter
 
 ENV_DATA = "EEGKD_DATA"
 TARGET_SFREQ = 200.0
@@ -277,45 +279,34 @@ def split_fractions(ids: Sequence[str], train: float, val: float,
 
 # ------------------------------------------------------------------------ windows
 class WindowStack:
-    """Collects windows with labels, subjects and splits; builds :class:`EEGWindows`."""
+    """Collects windows in uV with labels, subjects and splits; builds :class:`EEGWindows`.
 
-    def __init__(self) -> None:
-        self.X: list[np.ndarray] = []
-        self.y: list[np.ndarray] = []
-        self.subjects: list[np.ndarray] = []
-        self.split: list[np.ndarray] = []
+    Bound to the writer that :func:`cached_stream` hands a loader, every :meth:`add` goes
+    straight to the on-disk store, so a loader that adds one recording at a time needs memory
+    for one recording, whatever the dataset size. Unbound, it collects in memory.
+    """
 
-    def add(self, X: np.ndarray, y: int | np.ndarray, subject: str, split: str) -> None:
-        """Add windows ``(k, ch, samples)`` in uV; they are stored as uV / 100, float32."""
-        k = len(X)
-        if k == 0:
+    def __init__(self, writer: WindowStoreWriter | None = None) -> None:
+        self.writer = writer if writer is not None else WindowStoreWriter(None)
+
+    def add(self, X: np.ndarray, y: int | np.ndarray, subject: str, split: str | None) -> None:
+        """Add windows ``(k, ch, samples)`` in uV, stored as uV / 100 float32; ``split=None``: see assign_splits."""
+        if len(X) == 0:
             return
-        self.X.append((np.asarray(X) / UV_DIVISOR).astype(np.float32))
-        self.y.append(np.broadcast_to(np.asarray(y, dtype=np.int64), (k,)).copy())
-        self.subjects.append(np.full(k, subject, dtype=object))
-        self.split.append(np.full(k, split, dtype=object))
+        self.writer.append((np.asarray(X) / UV_DIVISOR).astype(np.float32), y, subject, split)
+
+    def assign_splits(self, split_of: dict[str, str], default: str | None = None) -> None:
+        """Set the split of windows added with ``split=None`` from their subject (else ``default``)."""
+        self.writer.assign_splits(split_of, default)
 
     def __len__(self) -> int:
-        return sum(len(x) for x in self.X)
+        return len(self.writer)
 
     def build(self, name: str, *, ch_names: Sequence[str], class_names: Sequence[str],
               checksum: str, notes: str = "", sfreq: float = TARGET_SFREQ) -> EEGWindows:
         """The collected windows as :class:`EEGWindows` (raises DataUnavailable when there are none)."""
-        if not self.X:
-            raise DataUnavailable(f"{name}: no usable windows in any file ({notes or 'no files'})")
-        return EEGWindows(
-            name=name,
-            X=np.concatenate(self.X),
-            y=np.concatenate(self.y),
-            subjects=np.concatenate(self.subjects).astype(str),
-            split=np.concatenate(self.split).astype(str),
-            sfreq=float(sfreq),
-            ch_names=list(ch_names),
-            class_names=list(class_names),
-            kind="real",
-            checksum=checksum,
-            notes=notes,
-        )
+        return self.writer.finish(name=name, sfreq=float(sfreq), ch_names=list(ch_names),
+                                  class_names=list(class_names), kind="real", checksum=checksum, notes=notes)
 
 
 def require_splits(name: str, windows: EEGWindows, hint: str) -> EEGWindows:
@@ -327,10 +318,25 @@ def require_splits(name: str, windows: EEGWindows, hint: str) -> EEGWindows:
 
 
 # -------------------------------------------------------------------------- cache
+def _cache_key(name: str, files: Sequence[SourceFile], params: dict[str, Any]) -> dict[str, Any]:
+    return {"dataset": name, "files": cache_manifest(files), "params": params}
+
+
 def cached_build(name: str, files: Sequence[SourceFile], params: dict[str, Any],
                  build: Callable[[], EEGWindows], cache_dir: str | os.PathLike | None) -> EEGWindows:
-    """Preprocessed windows from the on-disk cache, keyed by dataset, source files and parameters."""
-    from eegkd_bench.data.cache import cached_windows
+    """Preprocessed windows from the on-disk cache, keyed by dataset, source files and parameters.
 
-    key = {"dataset": name, "files": cache_manifest(files), "params": params}
-    return cached_windows(key, build, None if cache_dir is None else str(cache_dir))
+    ``build`` returns all windows at once; prefer :func:`cached_stream` for large datasets.
+    """
+    return window_cache.cached_windows(_cache_key(name, files, params), build, None if cache_dir is None else str(cache_dir))
+
+
+def cached_stream(name: str, files: Sequence[SourceFile], params: dict[str, Any],
+                  build: Callable[[WindowStack], EEGWindows], cache_dir: str | os.PathLike | None) -> EEGWindows:
+    """Like :func:`cached_build`, but ``build(stack)`` adds one recording at a time to a store on disk.
+
+    ``build`` adds windows to the :class:`WindowStack` it is given and returns ``stack.build(...)``;
+    peak memory is one recording plus one chunk, whatever the dataset size.
+    """
+    return window_cache.cached_stream(_cache_key(name, files, params), lambda writer: build(WindowStack(writer)),
+                          None if cache_dir is None else str(cache_dir))

@@ -89,11 +89,11 @@ class FACED(Dataset):
         files = pp.source_files(paths, folder)
         params = {"recipe": RECIPE_VERSION, "resample": "scipy.signal.resample 7500->6000", "window_s": 10,
                   "scale": f"uV/{pp.UV_DIVISOR}"}
-        return pp.cached_build(self.name, files, params, lambda: self._build(paths, files), cache_dir)
+        return pp.cached_stream(self.name, files, params, lambda stack: self._build(paths, files, stack), cache_dir)
 
-    def _build(self, paths: list[Path], files: list[pp.SourceFile]) -> EEGWindows:
+    def _build(self, paths: list[Path], files: list[pp.SourceFile], stack: pp.WindowStack) -> EEGWindows:
+        """Stream one subject file at a time into ``stack``."""
         log = pp.SkipLog(self.name)
-        stack = pp.WindowStack()
         for path in paths:
             number = int(FILE_RE.match(path.name).group(1))
             try:

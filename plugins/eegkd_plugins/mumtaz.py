@@ -18,7 +18,6 @@ Two deliberate differences from CBraMod, both our reading:
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from eegkd_bench import hookimpl
 from eegkd_bench.api import Availability, DataUnavailable, Dataset, EEGWindows
 from eegkd_bench.data import preprocess as pp
+from eegkd_bench.data.cache import file_sha256
 
 CHANNELS = ("Fp1", "Fp2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2",
             "F7", "F8", "T3", "T4", "T5", "T6", "Fz", "Cz", "Pz")
@@ -54,10 +54,6 @@ def subject_splits(subjects_by_class: dict[str, list[str]]) -> dict[str, str]:
     for subjects in subjects_by_class.values():
         out.update(pp.split_fractions(subjects, *SPLIT_FRACTIONS))
     return out
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _is_mumtaz_dir(d: Path) -> bool:
@@ -104,9 +100,10 @@ class Mumtaz2016(Dataset):
         files = pp.source_files(paths, folder)
         params = {"recipe": RECIPE_VERSION, **FILTER, "sfreq": pp.TARGET_SFREQ, "window_s": 5,
                   "split": ["subject", *SPLIT_FRACTIONS], "scale": f"uV/{pp.UV_DIVISOR}"}
-        return pp.cached_build(self.name, files, params, lambda: self._build(paths, files), cache_dir)
+        return pp.cached_stream(self.name, files, params, lambda stack: self._build(paths, files, stack), cache_dir)
 
-    def _build(self, paths: list[Path], files: list[pp.SourceFile]) -> EEGWindows:
+    def _build(self, paths: list[Path], files: list[pp.SourceFile], stack: pp.WindowStack) -> EEGWindows:
+        """Stream one recording at a time into ``stack``."""
         log = pp.SkipLog(self.name)
         chosen: dict[tuple[str, str], list[Path]] = {}
         for path in paths:
@@ -118,7 +115,7 @@ class Mumtaz2016(Dataset):
             if cond == "TASK":  # CBraMod keeps only the resting recordings
                 continue
             kept = chosen.setdefault((subject, cond), [])
-            if any(_sha256(k) == _sha256(path) for k in kept):
+            if any(file_sha256(k) == file_sha256(path) for k in kept):
                 log.remark(f"{path.name} is a byte-identical copy of {kept[0].name}; read once")
                 continue
             kept.append(path)
@@ -126,7 +123,6 @@ class Mumtaz2016(Dataset):
         for subject, _ in chosen:
             by_class[subject.split()[0]].append(subject)
         splits = subject_splits(by_class)
-        stack = pp.WindowStack()
         length = int(self.window_s * pp.TARGET_SFREQ)
         for (subject, _cond), group_paths in sorted(chosen.items(), key=lambda kv: pp.natural_key(" ".join(kv[0]))):
             for path in group_paths:

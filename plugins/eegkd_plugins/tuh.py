@@ -123,11 +123,14 @@ class TUEV(Dataset):
         files = pp.source_files(paths + recs, edf_dir)
         params = {"recipe": RECIPE_VERSION, **FILTER, "sfreq": pp.TARGET_SFREQ, "window": "2s before + 5s",
                   "scale": f"uV/{pp.UV_DIVISOR}"}
-        return pp.cached_build(self.name, files, params, lambda: self._build(edf_dir, paths, files), cache_dir)
+        return pp.cached_stream(self.name, files, params,
+                                lambda stack: self._build(edf_dir, paths, files, stack), cache_dir)
 
-    def _build(self, edf_dir: Path, paths: list[Path], files: list[pp.SourceFile]) -> EEGWindows:
+    def _build(self, edf_dir: Path, paths: list[Path], files: list[pp.SourceFile],
+               stack: pp.WindowStack) -> EEGWindows:
+        """Stream one recording at a time into ``stack``; train/val are assigned once all are read."""
         log = pp.SkipLog(self.name)
-        per_file: list[tuple[str, bool, np.ndarray, np.ndarray]] = []
+        usable_train: list[str] = []
         n_dropped = 0
         for path in paths:
             rel = path.relative_to(edf_dir).as_posix()
@@ -145,15 +148,15 @@ class TUEV(Dataset):
                 continue
             X, y, dropped = tuev_event_windows(signal, times, events)
             n_dropped += dropped
-            per_file.append((subject, is_eval, X.astype(np.float32), y))  # halves peak memory
+            stack.add(X.astype(np.float32), y, subject, "test" if is_eval else None)
+            if not is_eval and len(X):
+                usable_train.append(subject)
         if n_dropped:
             log.remark(f"dropped {n_dropped} .rec row(s) with a label outside 1..6 or a start past the end")
         # CBraMod takes the train/val subjects from the files that were processed
-        train_subjects, val_subjects = pp.split_sorted([s for s, ev, X, _ in per_file if not ev and len(X)])
-        split_of = {**{s: "train" for s in train_subjects}, **{s: "val" for s in val_subjects}}
-        stack = pp.WindowStack()
-        for subject, is_eval, X, y in per_file:
-            stack.add(X, y, subject, "test" if is_eval else split_of.get(subject, "train"))
+        train_subjects, val_subjects = pp.split_sorted(usable_train)
+        stack.assign_splits({**{s: "train" for s in train_subjects}, **{s: "val" for s in val_subjects}},
+                            default="train")
         windows = stack.build(self.name, ch_names=pp.TCP_NAMES, class_names=self.class_names,
                               checksum=pp.files_checksum(files), notes=log.notes())
         return pp.require_splits(self.name, windows, f"check {edf_dir}/train and {edf_dir}/eval")
@@ -218,7 +221,8 @@ class TUAB(Dataset):
         files = pp.source_files(paths, edf_dir)
         params = {"recipe": RECIPE_VERSION, **FILTER, "sfreq": pp.TARGET_SFREQ, "window_s": 10,
                   "scale": f"uV/{pp.UV_DIVISOR}"}
-        return pp.cached_build(self.name, files, params, lambda: self._build(edf_dir, listing, files), cache_dir)
+        return pp.cached_stream(self.name, files, params,
+                                lambda stack: self._build(edf_dir, listing, files, stack), cache_dir)
 
     @staticmethod
     def assign_splits(listing: dict[tuple[str, str], list[Path]], log: pp.SkipLog | None = None
@@ -254,10 +258,10 @@ class TUAB(Dataset):
         return out
 
     def _build(self, edf_dir: Path, listing: dict[tuple[str, str], list[Path]],
-               files: list[pp.SourceFile]) -> EEGWindows:
+               files: list[pp.SourceFile], stack: pp.WindowStack) -> EEGWindows:
+        """Stream one recording at a time into ``stack``."""
         log = pp.SkipLog(self.name)
         splits = self.assign_splits(listing, log)
-        stack = pp.WindowStack()
         length = int(self.window_s * pp.TARGET_SFREQ)
         for (part, cls), paths in listing.items():
             label = TUAB_CLASSES.index(cls)
