@@ -4,15 +4,18 @@
   checksum, split protocol, seed, recipe) and reused by every distiller,
   student and later run. Without a pretrained checkpoint it is trained from
   random init and says so (``init_source = "random"``).
-* The frozen teacher's outputs on the training split (logits, embedding and
-  the layers distillers ask for) are computed once per (fine-tuned teacher,
-  window set), stored as memory-mapped ``.npy`` files (layers in float16 when
-  their range allows) with sha256 checksums, and shared by all cells. A
-  missing, stale or corrupt file is recomputed, never reused.
+* The frozen teacher's outputs on the training split (logits, embedding, the
+  layers and the per-layer summaries distillers ask for) are computed once per
+  (fine-tuned teacher, window set) in one pass streamed batch by batch into
+  memory-mapped ``.npy`` files (layers in float16 when their range allows) with
+  sha256 checksums, and shared by all cells. A missing, stale or corrupt file is
+  recomputed, never reused. A distiller's derived target (e.g. DLink's routed
+  layer) is computed per cell into a scratch file (:func:`teacher_target`).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -23,14 +26,25 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eegkd_bench.api import EEGWindows, InputSpec, TeacherBatch, TeacherInfo, TeacherModel, UserError
+from eegkd_bench.api import (
+    EEGWindows,
+    InputSpec,
+    ModelOutput,
+    TeacherBatch,
+    TeacherInfo,
+    TeacherModel,
+    UserError,
+    WindowRows,
+    layer_summary,
+    read_rows,
+)
 from eegkd_bench.data.cache import file_sha256, stable_hash
 from eegkd_bench.device import module_device
 from eegkd_bench.training import ProgressFn, TrainConfig, evaluate, fit
@@ -207,6 +221,13 @@ def _load_cached_teacher(folder: Path, model: nn.Module) -> dict[str, Any] | Non
 
 
 # ------------------------------------------------------------------ teacher outputs
+def _role(name: str) -> str:
+    """``logits``, ``embedding``, ``target``, ``summary`` (``layer.stat``) or ``layer``."""
+    if name in ("logits", "embedding", "target"):
+        return name
+    return "summary" if "." in name else "layer"
+
+
 class OnlineTeacher:
     """Runs the frozen teacher on every batch: used with augmentation, or when caching is off."""
 
@@ -222,39 +243,52 @@ class OnlineTeacher:
             raise ValueError("an online teacher needs the batch inputs")
         self.model.eval()
         out = self.model.forward_features(x)
-        feats = {n: out.features[n].clone() for n in self.names if n not in ("logits", "embedding")}
         return TeacherBatch(
             logits=out.logits.clone() if "logits" in self.names else None,
-            features=feats,
+            features={n: out.features[n].clone() for n in self.names if _role(n) == "layer"},
             embedding=out.embedding.clone() if "embedding" in self.names and out.embedding is not None else None,
+            summaries={n: _output(self.model, out, n).clone() for n in self.names if _role(n) == "summary"},
         )
 
 
 class TeacherOutputs:
-    """The frozen teacher's outputs on the training split, memory-mapped from the cache."""
+    """The frozen teacher's outputs on the training split, memory-mapped from the cache and read by index."""
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.arrays = arrays
 
+    def __len__(self) -> int:
+        return len(next(iter(self.arrays.values()))) if self.arrays else 0
+
     def batch(self, idx: np.ndarray, x: torch.Tensor | None = None) -> TeacherBatch:
-        def get(name: str) -> torch.Tensor:
+        """Rows ``idx`` of every output as float32 tensors (only those rows are read)."""
+        def get(name: str) -> torch.Tensor | None:
+            if name not in self.arrays:
+                return None
             return torch.from_numpy(np.asarray(self.arrays[name][idx], dtype=np.float32))
 
-        feats = {k: get(k) for k in self.arrays if k not in ("logits", "embedding")}
         return TeacherBatch(
-            logits=get("logits") if "logits" in self.arrays else None,
-            features=feats,
-            embedding=get("embedding") if "embedding" in self.arrays else None,
+            logits=get("logits"),
+            features={k: get(k) for k in self.arrays if _role(k) == "layer"},
+            embedding=get("embedding"),
+            summaries={k: get(k) for k in self.arrays if _role(k) == "summary"},
+            target=get("target"),
         )
 
-    def all(self) -> TeacherBatch:
-        n = len(next(iter(self.arrays.values()))) if self.arrays else 0
-        return self.batch(np.arange(n))
+    def with_arrays(self, **arrays: np.ndarray) -> "TeacherOutputs":
+        """These outputs plus ``arrays`` (e.g. a distiller's ``target``)."""
+        return TeacherOutputs({**self.arrays, **arrays})
+
+
+def outputs_key(teacher: PreparedTeacher, X: Any, subset: str = "train", data_checksum: str = "") -> str:
+    """Cache key of a teacher's outputs on one window set (the folder under ``teacher_outputs/``)."""
+    return stable_hash({"format": OUTPUTS_FORMAT, "teacher": teacher.key, "subset": subset,
+                        "data": data_checksum, "n": int(len(X)), "shape": list(X.shape)})[:24]
 
 
 def teacher_outputs(
     teacher: PreparedTeacher,
-    X: np.ndarray,
+    X: np.ndarray | WindowRows,
     names: set[str],
     cache_dir: Path | None,
     *,
@@ -262,13 +296,17 @@ def teacher_outputs(
     data_checksum: str = "",
     batch_size: int = 64,
 ) -> TeacherOutputs:
-    """Outputs ``names`` (subset of {"logits", "embedding", layer names}) of the frozen teacher on ``X``."""
+    """Outputs ``names`` of the frozen teacher on ``X``: "logits", "embedding", layer names, summaries.
+
+    With ``cache_dir`` every output is streamed batch by batch into a memory-mapped ``.npy``
+    file (layers in float16 when their range allows) and read back memory-mapped; without, the
+    outputs are computed into memory.
+    """
     if not names:
         return TeacherOutputs({})
     if cache_dir is None:
-        return TeacherOutputs(_compute_outputs(teacher.model, X, names, batch_size))
-    key = stable_hash({"format": OUTPUTS_FORMAT, "teacher": teacher.key, "subset": subset,
-                       "data": data_checksum, "n": int(len(X)), "shape": list(X.shape)})[:24]
+        return TeacherOutputs(_compute_outputs(teacher.model, X, names, batch_size, None))
+    key = outputs_key(teacher, X, subset, data_checksum)
     folder = cache_dir / "teacher_outputs" / key
     with file_lock(cache_dir / "teacher_outputs" / f"{key}.lock"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -294,28 +332,170 @@ def teacher_outputs(
             else:
                 missing.add(name)
         if missing:
-            fresh = _compute_outputs(teacher.model, X, missing, batch_size)
-            for name, arr in fresh.items():
-                if name not in ("logits", "embedding") and np.abs(arr).max(initial=0.0) < FLOAT16_MAX:
-                    fresh[name] = arr.astype(np.float16)  # what a cached read returns, whether or not it is stored
             try:
-                _store_outputs(folder, fresh, index, arrays)
+                fresh = _compute_outputs(teacher.model, X, missing, batch_size, folder)
+                _publish_outputs(folder, fresh, index, arrays)
             except OSError as exc:  # e.g. a full disk: this cell goes on with the outputs in memory
+                _remove_tmp(folder)
                 warnings.warn(f"eegkd-bench: cannot cache teacher outputs in {folder} ({exc.strerror or exc}); "
                               "keeping them in memory for this cell", stacklevel=2)
-                arrays.update(fresh)
+                arrays.update(_compute_outputs(teacher.model, X, missing, batch_size, None,
+                                               half={n for n in missing if _role(n) == "layer"}))
     return TeacherOutputs(arrays)
 
 
-def _store_outputs(folder: Path, fresh: dict[str, np.ndarray], index: dict[str, Any],
-                   arrays: dict[str, np.ndarray]) -> None:
-    """Write ``fresh`` arrays atomically beside their checksums; a failed write leaves no partial file."""
+def teacher_target(
+    teacher: PreparedTeacher,
+    X: np.ndarray | WindowRows,
+    layers: set[str],
+    derive: Callable[[TeacherBatch], torch.Tensor],
+    folder: Path | None,
+    *,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """``derive(batch of layers)`` for every window of ``X`` in one teacher pass, memory-mapped in ``folder``.
+
+    This is how a distiller's :meth:`~eegkd_bench.api.Distiller.teacher_target` (e.g. a frozen
+    router's mix of layers) is cached: one array instead of every layer.
+    """
+    def make(out: ModelOutput) -> torch.Tensor:
+        return derive(TeacherBatch(logits=out.logits, features={n: out.features[n] for n in layers},
+                                   embedding=out.embedding))
+
+    arrays = _stream_pass(teacher.model, X, {"target": make}, batch_size, folder, half={"target"})
+    if folder is not None:
+        _publish_outputs(folder, arrays, {}, arrays)
+    return arrays["target"]
+
+
+@contextlib.contextmanager
+def scratch_dir(cache_dir: Path) -> Iterator[Path]:
+    """A private folder under ``<cache_dir>/scratch`` for one cell's large temporary files; removed after."""
+    root = cache_dir / "scratch"
+    root.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def clean_scratch(cache_dir: Path) -> None:
+    """Remove scratch folders left by processes that no longer run (e.g. killed workers)."""
+    root = cache_dir / "scratch"
+    for path in root.glob("*-*") if root.is_dir() else ():
+        try:
+            os.kill(int(path.name.split("-", 1)[0]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (ValueError, PermissionError):
+            pass
+
+
+def _output(model: TeacherModel, out: ModelOutput, name: str) -> torch.Tensor:
+    """One named output of a forward pass (logits, embedding, a layer or a layer summary)."""
+    role = _role(name)
+    if role == "logits":
+        return out.logits
+    if role == "embedding":
+        if out.embedding is None:
+            raise UserError(f"teacher {type(model).__name__} exposes no embedding; "
+                            "choose a distiller that does not need one")
+        return out.embedding
+    layer, stat = name.rsplit(".", 1) if role == "summary" else (name, "")
+    if layer not in out.features:
+        raise UserError(f"teacher {type(model).__name__} has no layer {layer!r}; it has {', '.join(out.features)}")
+    return layer_summary(out.features[layer], stat) if stat else out.features[layer]
+
+
+def _compute_outputs(model: TeacherModel, X: Any, names: set[str], batch_size: int, folder: Path | None,
+                     half: set[str] | None = None) -> dict[str, np.ndarray]:
+    """One teacher pass writing every output in ``names``; layers in float16 when stored on disk."""
+    if half is None:
+        half = {n for n in names if _role(n) == "layer"} if folder is not None else set()
+    makers = {n: (lambda out, n=n: _output(model, out, n)) for n in names}
+    return _stream_pass(model, X, makers, batch_size, folder, half)
+
+
+class _Float16Overflow(Exception):
+    pass
+
+
+@torch.inference_mode()
+def _stream_pass(model: TeacherModel, X: Any, makers: dict[str, Callable[[ModelOutput], torch.Tensor]],
+                 batch_size: int, folder: Path | None, half: set[str]) -> dict[str, np.ndarray]:
+    """Run the frozen teacher over ``X`` once; each output is written batch by batch.
+
+    With ``folder`` the arrays are preallocated ``.<name>.tmp.npy`` files (a full disk fails
+    here, before any work) written through memory maps, so memory stays flat whatever ``len(X)``;
+    otherwise plain arrays. An output in ``half`` is stored as float16 unless a value exceeds
+    float16's range, in which case the pass is repeated with that output in float32.
+    """
+    half = set(half)
+    while True:
+        try:
+            return _stream_pass_once(model, X, makers, batch_size, folder, half)
+        except _Float16Overflow as exc:
+            half.discard(exc.args[0])
+            if folder is not None:
+                _remove_tmp(folder)
+
+
+def _stream_pass_once(model: TeacherModel, X: Any, makers: dict[str, Callable[[ModelOutput], torch.Tensor]],
+                      batch_size: int, folder: Path | None, half: set[str]) -> dict[str, np.ndarray]:
+    model.eval()
+    device = module_device(model)
+    n = len(X)
+    arrays: dict[str, np.ndarray] = {}
+    for start in range(0, n, batch_size):
+        out = model.forward_features(torch.from_numpy(read_rows(X, slice(start, start + batch_size))).to(device))
+        for name, make in makers.items():
+            t = make(out).float().cpu().numpy()
+            if name not in arrays:
+                dtype = np.float16 if name in half else np.float32
+                shape = (n, *t.shape[1:])
+                arrays[name] = (_allocate_npy(folder / f".{name}.tmp.npy", dtype, shape) if folder is not None
+                                else np.empty(shape, dtype=dtype))
+            if name in half and np.abs(t).max(initial=0.0) >= FLOAT16_MAX:
+                raise _Float16Overflow(name)
+            arrays[name][start:start + len(t)] = t
+    return arrays
+
+
+def _allocate_npy(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A new ``.npy`` file with its disk space reserved, opened as a writable memory map.
+
+    Reserving the space up front turns a full disk into an ``OSError`` here rather than a
+    SIGBUS when a page of the map is written later.
+    """
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": np.dtype(dtype).str, "fortran_order": False,
+                                                  "shape": tuple(shape)})
+        try:
+            os.posix_fallocate(fh.fileno(), 0, fh.tell() + nbytes)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            fh.truncate(fh.tell() + nbytes)  # a file system without fallocate
+    return np.lib.format.open_memmap(path, mode="r+")
+
+
+def _remove_tmp(folder: Path) -> None:
+    for tmp in folder.glob(".*.tmp.npy"):
+        tmp.unlink(missing_ok=True)
+
+
+def _publish_outputs(folder: Path, fresh: dict[str, np.ndarray], index: dict[str, Any],
+                     arrays: dict[str, np.ndarray]) -> None:
+    """Move the finished ``.<name>.tmp.npy`` files into place beside their checksums; a failure leaves no partial file."""
     tmp = None
     try:
         for name, arr in fresh.items():
+            if isinstance(arr, np.memmap):
+                arr.flush()
             path = folder / f"{name}.npy"
             tmp = folder / f".{name}.tmp.npy"
-            np.save(tmp, arr)
             os.replace(tmp, path)
             tmp = None
             index[name] = {"size": path.stat().st_size, "sha256": file_sha256(path), "dtype": str(arr.dtype)}
@@ -327,27 +507,4 @@ def _store_outputs(folder: Path, fresh: dict[str, np.ndarray], index: dict[str, 
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
-
-
-@torch.inference_mode()
-def _compute_outputs(model: TeacherModel, X: np.ndarray, names: set[str], batch_size: int) -> dict[str, np.ndarray]:
-    model.eval()
-    device = module_device(model)
-    chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for start in range(0, len(X), batch_size):
-        out = model.forward_features(torch.from_numpy(np.ascontiguousarray(X[start:start + batch_size])).to(device))
-        for n in names:
-            if n == "logits":
-                t = out.logits
-            elif n == "embedding":
-                if out.embedding is None:
-                    raise UserError(f"teacher {type(model).__name__} exposes no embedding; "
-                                    "choose a distiller that does not need one")
-                t = out.embedding
-            else:
-                if n not in out.features:
-                    raise UserError(f"teacher {type(model).__name__} has no layer {n!r}; "
-                                    f"it has {', '.join(out.features)}")
-                t = out.features[n]
-            chunks[n].append(t.float().cpu().numpy())
-    return {n: np.concatenate(c) for n, c in chunks.items()}
+        _remove_tmp(folder)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import warnings
 
 import numpy as np
@@ -87,7 +88,7 @@ def test_teacher_outputs_cached_checksummed_and_recomputed_when_corrupt(tmp_path
     names = {"logits", "layer_2"}
     out = teacher_outputs(prepared, X, names, tmp_path, data_checksum=w.checksum)
     with torch.no_grad():
-        ref = prepared.model.forward_features(torch.from_numpy(X))
+        ref = prepared.model.forward_features(torch.from_numpy(X[:]))
     assert out.arrays["layer_2"].dtype == np.float16  # layers stored in half precision
     np.testing.assert_allclose(out.arrays["layer_2"], ref.features["layer_2"].numpy(), atol=2e-3)
     np.testing.assert_allclose(out.arrays["logits"], ref.logits.numpy(), rtol=1e-6, atol=1e-6)
@@ -163,9 +164,9 @@ def test_grid_computes_each_teachers_outputs_once_for_all_its_distillers(tmp_pat
     passes: list[set[str]] = []
     real_compute = teachers._compute_outputs
 
-    def counting(model, X, names, batch_size):
+    def counting(model, X, names, *args, **kwargs):
         passes.append(set(names))
-        return real_compute(model, X, names, batch_size)
+        return real_compute(model, X, names, *args, **kwargs)
 
     monkeypatch.setattr(teachers, "_compute_outputs", counting)
     reg = _toy_registry()
@@ -208,13 +209,13 @@ def test_a_full_disk_keeps_teacher_outputs_in_memory(tmp_path, monkeypatch):
     w = windows()
     prepared = prepare_teacher(factory, "toy", w, seed=0, cfg=CFG, cache_dir=tmp_path)
     X, _ = w.part("train")
-    monkeypatch.setattr(np, "save", _disk_full)
+    monkeypatch.setattr(os, "posix_fallocate", _disk_full)  # the space of each output is reserved up front
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = teacher_outputs(prepared, X, {"logits", "layer_1"}, tmp_path, data_checksum=w.checksum)
     assert any("cannot cache teacher outputs" in str(c.message) and "No space left" in str(c.message) for c in caught)
     with torch.no_grad():
-        ref = prepared.model.forward_features(torch.from_numpy(X))
+        ref = prepared.model.forward_features(torch.from_numpy(X[:]))
     np.testing.assert_allclose(out.arrays["layer_1"], ref.features["layer_1"].numpy(), atol=2e-3)
     assert out.arrays["layer_1"].dtype == np.float16  # the same values a cached read would give
     folder = next((tmp_path / "teacher_outputs").glob("*/"))

@@ -5,8 +5,10 @@ The paper's full text is not public to us; this is *our reading* of its abstract
 
 1. **router** (:mod:`.router`, training-only): per-input weights ``alpha`` over the
    teacher layers give the target ``H~ = sum_l alpha_l H'_l``. Default schedule
-   ``router_mode="two-stage"``: router + probe are fitted on the cached teacher layers
-   in :meth:`DLink.on_train_start`, then frozen. ``"joint"`` trains them inside the
+   ``router_mode="two-stage"``: router + probe are fitted on cached per-layer summaries
+   ``(N, L, D)`` in :meth:`DLink.on_train_start`, then frozen; stage 2 then needs only the
+   routed target ``H~`` per window (:meth:`DLink.teacher_target`), which the runner caches
+   instead of the ``L`` layers. ``"joint"`` trains them inside the
    loop instead, from the probe CE only: ``alpha`` is detached in the mimic target,
    otherwise the student's loss would teach the router to pick the layer that is
    easiest to imitate rather than the task-relevant one (our choice).
@@ -30,6 +32,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,7 +45,9 @@ from eegkd_bench.api import (
     TeacherBatch,
     TeacherInfo,
     TeacherNeeds,
+    TeacherRows,
     UserError,
+    summary_name,
 )
 from eegkd_plugins.distillers.common import (
     as_float,
@@ -64,6 +69,7 @@ from eegkd_plugins.distillers.router import (
     layer_summaries,
     mix_layers,
     router_objective,
+    summary_stats,
 )
 from eegkd_plugins.distillers.spectral import spectral_loss
 
@@ -165,7 +171,12 @@ class DLink(Distiller):
 
     # ------------------------------------------------------------------ contract
     def teacher_needs(self) -> TeacherNeeds:
-        return TeacherNeeds(logits=self.hparams["kd_weight"] > 0, layers=self.layers)
+        logits = self.hparams["kd_weight"] > 0
+        if self.router is not None and self.hparams["router_mode"] == "two-stage":
+            # stage 1 reads (N, L, D) summaries; stage 2 one routed target per window
+            return TeacherNeeds(logits=logits, layers=self.layers, summaries=self.layers,
+                                summary_stats=summary_stats(self.hparams["normalize_layers"]), target=True)
+        return TeacherNeeds(logits=logits, layers=self.layers)
 
     def deployed(self) -> nn.Module:
         return self.mic if self.mic is not None else self.student
@@ -189,22 +200,19 @@ class DLink(Distiller):
         else:
             logits = (out := self.student.forward_features(x)).logits
             projected = self.projector(out.features[self.final])
-        raw = self._prepare(teacher)
-        targets = self._targets(raw)
         terms = {"ce": cross_entropy(logits, y)}
-        if self.router is None:
-            target = targets[0]
+        if teacher.target is not None and not self.router_trainable:
+            target = as_float(teacher.target)  # precomputed by teacher_target() with the frozen router
+        elif self.router is None or not self.router_trainable:
+            target = self.teacher_target(teacher)
         else:
+            raw = self._prepare(teacher)
             summaries, pooled = layer_summaries(raw, hp["normalize_layers"])
-            if self.router_trainable:
-                probe_ce, alpha, _ = router_objective(self.router, self.probe, summaries, pooled, y, 0.0)
-                terms["router"] = hp["router_weight"] * probe_ce + hp["router_balance"] * balance_loss(alpha)
-                if self.training:
-                    self._accumulate(alpha.detach(), y)
-            else:
-                with torch.no_grad():
-                    alpha = self.router(summaries)
-            target = mix_layers(targets, alpha.detach())
+            probe_ce, alpha, _ = router_objective(self.router, self.probe, summaries, pooled, y, 0.0)
+            terms["router"] = hp["router_weight"] * probe_ce + hp["router_balance"] * balance_loss(alpha)
+            if self.training:
+                self._accumulate(alpha.detach(), y)
+            target = mix_layers(self._targets(raw), alpha.detach())
         terms["mimic"] = hp["lambda_feat"] * mimic_loss(projected, target, hp["mimic_loss"])
         if hp["lambda_spec"] > 0:
             mag, phase = spectral_loss(projected, target.detach(), PATCH_AXIS, hp["spec_nfft"], hp["phase_weight"])
@@ -213,38 +221,69 @@ class DLink(Distiller):
             terms["kd"] = hp["kd_weight"] * kd_loss(logits, teacher_logits(self.name, teacher), hp["temperature"])
         return terms
 
+    @torch.no_grad()
+    def teacher_target(self, teacher: TeacherBatch) -> torch.Tensor:
+        """``H~`` for a batch of teacher layers: the frozen router's mix (two-stage) or the last layer."""
+        raw = self._prepare(teacher)
+        targets = self._targets(raw)
+        if self.router is None:
+            return targets[0]
+        alpha = self.router(layer_summaries(raw, self.hparams["normalize_layers"])[0])
+        return mix_layers(targets, alpha)
+
     # ------------------------------------------------------------------ router stage
-    def on_train_start(self, teacher_train: TeacherBatch | None, y_train: torch.Tensor | None) -> None:
-        """Stage 1 (two-stage mode): fit router + probe on the cached teacher layers, then freeze them."""
+    def on_train_start(self, teacher_train: TeacherRows | None, y_train: torch.Tensor | None) -> None:
+        """Stage 1 (two-stage mode): fit router + probe on per-window layer summaries, then freeze them.
+
+        Reads ``teacher_train`` batch by batch: its cached summaries when present, else the layers
+        (summarized per batch), so the whole training set's layers are never held at once.
+        """
         hp = self.hparams
         if self.router is None or hp["router_mode"] != "two-stage":
             return
-        if teacher_train is None or y_train is None or any(n not in teacher_train.features for n in self.layers):
-            warnings.warn(f"{self.name}: no cached teacher layers before training; the router is trained "
-                          "jointly instead of in a separate stage", stacklevel=2)
+        reader = None if teacher_train is None or y_train is None else self._summary_reader(teacher_train, y_train)
+        if reader is None:
+            warnings.warn(f"{self.name}: no cached teacher layers or summaries before training; the router is "
+                          "trained jointly instead of in a separate stage", stacklevel=2)
             return
-        y_all = torch.as_tensor(y_train).long()
-        summaries, pooled = [], []
-        with torch.no_grad():
-            for start in range(0, len(y_all), hp["router_batch"]):
-                stop = start + hp["router_batch"]
-                layers = [as_float(teacher_train.features[name][start:stop]) for name in self.layers]
-                s, p = layer_summaries(layers, hp["normalize_layers"])
-                summaries.append(s)
-                pooled.append(p)
-        s_all, p_all = torch.cat(summaries), torch.cat(pooled)
+        n, batch = len(y_train), hp["router_batch"]
         seed = int(torch.initial_seed() % (2 ** 31))
-        stats = fit_router(self.router, self.probe, s_all, p_all, y_all, epochs=hp["router_epochs"],
-                           lr=hp["router_lr"], batch_size=hp["router_batch"], balance_weight=hp["router_balance"],
-                           seed=seed)
+        stats = fit_router(self.router, self.probe, reader, n, epochs=hp["router_epochs"], lr=hp["router_lr"],
+                           batch_size=batch, balance_weight=hp["router_balance"], seed=seed)
         self.router.requires_grad_(False)
         self.probe.requires_grad_(False)
         self.router.eval()
         self.probe.eval()
         self.router_fitted = True
         with torch.no_grad():
-            self._accumulate(self.router(s_all), y_all)
+            for start in range(0, n, batch):
+                s, _, y = reader(np.arange(start, min(n, start + batch)))
+                self._accumulate(self.router(s), y)
         self.router_stats = stats
+
+    def _summary_reader(self, rows: TeacherRows, y_train: torch.Tensor) -> Any:
+        """A reader of ``(summaries, pooled, y)`` by index, or None when ``rows`` has neither summaries nor layers."""
+        normalize = self.hparams["normalize_layers"]
+        first = rows.batch(np.arange(min(1, len(y_train))))
+        names = {stat: [summary_name(n, stat) for n in self.layers] for stat in summary_stats(normalize)}
+        cached = all(k in first.summaries for keys in names.values() for k in keys)
+        if not cached and any(n not in first.features for n in self.layers):
+            return None
+        y_all = torch.as_tensor(y_train).long()
+        device = next(self.router.parameters()).device
+
+        @torch.no_grad()  # the teacher side is a constant of stage 1
+        def read(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            b = rows.batch(idx)
+            if cached:
+                s = torch.stack([as_float(b.summaries[k]) for k in names["ln_mean"]], dim=1)
+                p = s if normalize else torch.stack([as_float(b.summaries[k]) for k in names["mean"]], dim=1)
+            else:
+                s, p = layer_summaries([as_float(b.features[n]) for n in self.layers], normalize)
+            i = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(y_all.device)
+            return s.to(device), p.to(device), y_all[i].to(device)
+
+        return read
 
     def _accumulate(self, alpha: torch.Tensor, y: torch.Tensor) -> None:
         alpha, y = alpha.detach().double().cpu(), y.cpu()  # diagnostics live on the CPU, wherever training runs

@@ -19,18 +19,29 @@ clearly better layer from winning.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eegkd_bench.api import layer_summary
+
+#: reads the rows ``idx`` (sorted) of the training set: ``(summaries, pooled, y)``, the first two ``(B, L, D)``
+SummaryReader = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
 
 def layer_summaries(layers: list[torch.Tensor], normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """``(router inputs, pooled targets)``, each ``(B, L, D)``: mean over (C, P) of LN(H_l) and of H'_l."""
-    normed = [F.layer_norm(h, h.shape[-1:]) for h in layers]
-    summaries = torch.stack([h.mean(dim=(1, 2)) for h in normed], dim=1)
-    pooled = summaries if normalize else torch.stack([h.mean(dim=(1, 2)) for h in layers], dim=1)
+    summaries = torch.stack([layer_summary(h, "ln_mean") for h in layers], dim=1)
+    pooled = summaries if normalize else torch.stack([layer_summary(h, "mean") for h in layers], dim=1)
     return summaries, pooled
+
+
+def summary_stats(normalize: bool) -> tuple[str, ...]:
+    """The per-layer summaries (:data:`eegkd_bench.api.SUMMARY_STATS`) stage 1 needs: router inputs, pooled targets."""
+    return ("ln_mean",) if normalize else ("ln_mean", "mean")
 
 
 def mix_layers(layers: list[torch.Tensor] | torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -90,24 +101,42 @@ def router_objective(router: LayerRouter, probe: Probe, summaries: torch.Tensor,
     return loss, alpha, logits
 
 
-def fit_router(router: LayerRouter, probe: Probe, summaries: torch.Tensor, pooled: torch.Tensor, y: torch.Tensor,
-               *, epochs: int, lr: float, batch_size: int, balance_weight: float, seed: int) -> dict[str, float]:
-    """Train router + probe on precomputed summaries (stage 1); returns final train loss and probe accuracy."""
+def tensor_reader(summaries: torch.Tensor, pooled: torch.Tensor, y: torch.Tensor) -> SummaryReader:
+    """A :data:`SummaryReader` over summaries already in memory."""
+    def read(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        i = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(y.device)
+        return summaries[i], pooled[i], y[i]
+
+    return read
+
+
+def fit_router(router: LayerRouter, probe: Probe, read: SummaryReader, n: int, *, epochs: int, lr: float,
+               batch_size: int, balance_weight: float, seed: int) -> dict[str, float]:
+    """Train router + probe on per-window summaries read batch by batch (stage 1).
+
+    Returns the final training loss and probe accuracy over all ``n`` windows.
+    """
     gen = torch.Generator().manual_seed(seed)
     params = list(router.parameters()) + list(probe.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    n = len(y)
     router.train()
     probe.train()
     for _ in range(epochs):
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=gen).numpy()
         for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            loss, _, _ = router_objective(router, probe, summaries[idx], pooled[idx], y[idx], balance_weight)
+            s, p, y = read(np.sort(order[start:start + batch_size]))  # sorted: sequential reads from memmaps
+            loss, _, _ = router_objective(router, probe, s, p, y, balance_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+    ce_sum, correct, alpha_sum = 0.0, 0, None
     with torch.no_grad():
-        loss, _, logits = router_objective(router, probe, summaries, pooled, y, balance_weight)
-        acc = (logits.argmax(1) == y).float().mean()
-    return {"probe_train_loss": float(loss), "probe_train_acc": float(acc)}
+        for start in range(0, n, batch_size):
+            s, p, y = read(np.arange(start, min(n, start + batch_size)))
+            alpha = router(s)
+            logits = probe(mix_layers(p, alpha))
+            ce_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+            alpha_sum = alpha.sum(0) if alpha_sum is None else alpha_sum + alpha.sum(0)
+        loss = ce_sum / max(1, n) + balance_weight * float(balance_loss((alpha_sum / max(1, n))[None]))
+    return {"probe_train_loss": loss, "probe_train_acc": correct / max(1, n)}
