@@ -29,16 +29,15 @@ import errno
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from eegkd_bench.api import SPLITS, DataKind, DataUnavailable, EEGWindows
+from eegkd_bench.api import SPLITS, DataKind, EEGWindows
+from eegkd_bench.errors import DataUnavailable
+from eegkd_bench.storage import atomic_directory, canonical_json, file_sha256, stable_hash
 
 #: Bump when the on-disk layout changes; older entries then miss the cache (new hash).
 CACHE_FORMAT = 2
@@ -46,7 +45,7 @@ CACHE_FORMAT = 2
 HASH_CHUNK = 64 * 1024 * 1024
 ENV_CACHE = "EEGKD_CACHE"
 _ARRAYS = ("X", "y", "subjects", "split")
-_CHUNK = 8 * 1024 * 1024
+_READ = 8 * 1024 * 1024
 _warned_dirs: set[str] = set()
 
 
@@ -60,38 +59,6 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "eegkd-bench"
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=repr)
-    raise TypeError(f"cannot hash a {type(obj).__name__} ({obj!r}); use JSON types, numpy scalars or paths")
-
-
-def canonical_json(obj: Any) -> str:
-    """Canonical JSON text of ``obj`` (sorted keys, no whitespace, numpy scalars as Python)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default, allow_nan=True)
-
-
-def stable_hash(obj: Any) -> str:
-    """sha256 hex digest of the canonical JSON of ``obj``."""
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 hex digest of a file, read in 8 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 
 class StoreWriteError(OSError):
@@ -223,7 +190,7 @@ class WindowStoreWriter:
                                          "bytes": path.stat().st_size, "sha256": file_sha256(path)}
             meta = {"cache_format": CACHE_FORMAT, "key_parts": self.key_parts, "arrays": arrays_meta,
                     "windows": fields}
-            text = json.dumps(meta, indent=1, default=_json_default)
+            text = canonical_json(meta)
             self._guard(lambda: (self.folder / "meta.json").write_text(text, encoding="utf-8"))
             X = np.load(self.folder / "X.npy", mmap_mode="r")
         self.finished = True
@@ -327,23 +294,22 @@ def cached_stream(key_parts: dict, write: Callable[[WindowStoreWriter], EEGWindo
         except _StaleEntry as exc:
             warnings.warn(f"eegkd-bench: window cache {entry} is {exc}; rebuilding it", CacheWarning,
                           stacklevel=2)
+    writer = None
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name[:16]}-", dir=entry.parent))
-    except OSError as exc:
-        _warn_unwritable(root, exc.strerror or str(exc))
-        return _checked(write(WindowStoreWriter(None)), None)
-    writer = WindowStoreWriter(tmp, expected_parts)
-    try:
-        _checked(write(writer), writer)
-        _publish(tmp, entry)
+        with atomic_directory(entry) as tmp:
+            writer = WindowStoreWriter(tmp, expected_parts)
+            try:
+                _checked(write(writer), writer)
+            finally:
+                writer.close()
         return _open_entry(entry)
     except StoreWriteError as exc:
-        _warn_unwritable(root, exc.strerror or str(exc))
-    finally:
-        writer.close()
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        reason = exc.strerror or str(exc)
+    except OSError as exc:
+        if writer is not None and not writer.finished:
+            raise  # the build's own error (e.g. reading a source file), not the store's
+        reason = exc.strerror or str(exc)
+    _warn_unwritable(root, reason)
     return _checked(write(WindowStoreWriter(None)), None)
 
 
@@ -378,7 +344,7 @@ def _verify_chunks(path: Path, info: dict[str, Any]) -> bool:
         fh.seek(int(info["offset"]))
         for expected in info["chunks"]:
             h, left = hashlib.sha256(), step
-            while left and (piece := fh.read(min(_CHUNK, left))):
+            while left and (piece := fh.read(min(_READ, left))):
                 h.update(piece)
                 left -= len(piece)
             if h.hexdigest() != expected:
@@ -436,36 +402,9 @@ def _open_entry(entry: Path, meta: dict[str, Any] | None = None) -> EEGWindows:
 
 def _store_entry(entry: Path, windows: EEGWindows, key_parts: Any) -> None:
     """Write ``windows`` as a complete entry (through a temporary sibling folder)."""
-    parent = entry.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name[:16]}-", dir=parent))
-    writer = WindowStoreWriter(tmp, key_parts)
-    try:
-        writer.extend(windows)
-        _publish(tmp, entry)
-    finally:
-        writer.close()
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _publish(tmp: Path, entry: Path) -> None:
-    """Move a finished entry into place; an old (stale) entry is moved aside first."""
-    try:
-        os.rename(tmp, entry)
-        return
-    except OSError:
-        if not entry.exists():
-            raise
-    # The target exists: either stale (we were asked to rebuild) or a concurrent writer just
-    # finished. Moving it aside is atomic, so readers never see a mix of the two.
-    trash = entry.parent / f".trash-{entry.name[:16]}-{uuid.uuid4().hex[:8]}"
-    try:
-        os.rename(entry, trash)
-    except OSError:
-        return  # another process replaced it first; theirs is as good as ours
-    try:
-        os.rename(tmp, entry)
-    except OSError:
-        pass  # lost a race with a concurrent writer; its entry stands
-    shutil.rmtree(trash, ignore_errors=True)
+    with atomic_directory(entry) as tmp:
+        writer = WindowStoreWriter(tmp, key_parts)
+        try:
+            writer.extend(windows)
+        finally:
+            writer.close()
