@@ -7,6 +7,7 @@ written atomically when its cell ends.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -14,7 +15,7 @@ import platform
 import socket
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from eegkd_bench.api import Distiller, EEGWindows, TeacherBatch
+from eegkd_bench.api import Distiller, EEGWindows
 from eegkd_bench.cost import cost_report
 from eegkd_bench.data.cache import default_cache_dir
 from eegkd_bench.data.catalog import load_dataset
@@ -38,8 +39,10 @@ from eegkd_bench.teachers import (
     PreparedTeacher,
     TeacherOutputs,
     prepare_teacher,
+    scratch_dir,
     split_digest,
     teacher_outputs,
+    teacher_target,
 )
 from eegkd_bench.training import TrainConfig, evaluate, fit
 
@@ -82,9 +85,36 @@ class RunContext:
     cache_dir: Path
     data_dir: str | None = None
     latency: bool = True
-    teacher_cache: bool = True  # False: run the teacher on every batch (benchmarks, debugging)
+    #: "on" (True), "off" (False: run the teacher on every batch) or "auto" (decided per teacher and
+    #: device before the grid starts, see :func:`eegkd_bench.teachers.measure_teacher_cache`)
+    teacher_cache: bool | str = True
     device: str = "cpu"  # where models train and the teacher runs (resolved: cpu, cuda:N, mps)
     device_request: str = "cpu"  # as asked (auto, cuda, ...): cluster jobs resolve it on their own node
+    #: the "auto" decisions, by :func:`cache_choice_key`; each is recorded with the cells it applies to
+    cache_choices: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def cache_mode(self) -> str:
+        """``"on"``, ``"off"`` or ``"auto"``."""
+        mode = self.teacher_cache
+        return "on" if mode is True else "off" if mode is False else str(mode)
+
+    def cache_choice(self, cell: CellSpec, spec: Any) -> dict[str, Any]:
+        """Whether ``cell`` reads teacher outputs from the cache, and why (stored in its record)."""
+        mode = self.cache_mode
+        if mode != "auto":
+            return {"mode": mode, "use": mode == "on"}
+        choice = self.cache_choices.get(cache_choice_key(cell, spec, self.device))
+        if choice is None:  # not measured before the grid (e.g. a cluster job on another device): cache
+            return {"mode": "auto", "use": True, "reason": "not measured on this device; cache by default"}
+        return choice
+
+
+def cache_choice_key(cell: CellSpec, spec: Any, device: str) -> str:
+    """What an automatic teacher-cache decision depends on: teacher, its options, input shape and device."""
+    return stable_hash({"teacher": cell.teacher, "options": list(cell.teacher_options),
+                        "spec": [spec.n_channels, spec.n_samples, spec.n_classes], "device": device,
+                        "batch": cell.student_cfg.batch_size})[:16]
 
 
 def make_context(results_dir: str | Path, cache_dir: str | Path | None, data_dir: str | None, *, latency: bool = True,
@@ -129,7 +159,7 @@ def teacher_init_of(checkpoint: str | None) -> str:
 
 # -------------------------------------------------------- what the cell reads
 def teacher_output_names(distiller: Distiller, info: Any) -> set[str]:
-    """The teacher outputs a distiller asks for: layer names, plus "logits" / "embedding"."""
+    """The teacher outputs a distiller reads per training batch: layer names, plus "logits" / "embedding"."""
     needs = distiller.teacher_needs()
     names = set(needs.resolve(info))
     if needs.logits:
@@ -139,13 +169,30 @@ def teacher_output_names(distiller: Distiller, info: Any) -> set[str]:
     return names
 
 
-def reads_output_cache(cell: CellSpec, distiller: Distiller, teacher_cache: bool) -> bool:
-    """Whether the cell reads the teacher's outputs from the on-disk cache (not online per batch).
+def warmup_output_names(distiller: Distiller, info: Any) -> set[str]:
+    """What ``on_train_start`` reads for the whole training split: the declared summaries, else every batch output."""
+    if not needs_warmup(distiller):
+        return set()
+    summaries = set(distiller.teacher_needs().resolve_summaries(info))
+    return summaries or teacher_output_names(distiller, info)
 
-    Augmented inputs differ from the cached clean ones, so with augmentation the teacher runs
-    online; a distiller with a warm-up stage still reads the whole clean training split once.
+
+def cached_output_names(cell: CellSpec, distiller: Distiller, info: Any, use_cache: bool) -> set[str]:
+    """The teacher outputs the cell reads from the on-disk cache (the grid's teacher pass writes them).
+
+    Training batches read them unless the inputs are augmented (the teacher then runs online on
+    the augmented batch); a distiller with a derived target (``TeacherNeeds.target``) reads its
+    target, computed per cell, instead of its layers; a warm-up reads its summaries.
     """
-    return teacher_cache and (cell.student_cfg.augment == "none" or needs_warmup(distiller))
+    if not use_cache:
+        return set()
+    names = warmup_output_names(distiller, info)
+    if cell.student_cfg.augment == "none":
+        batch = teacher_output_names(distiller, info)
+        if distiller.teacher_needs().target:
+            batch -= set(distiller.teacher_needs().resolve(info))
+        names |= batch
+    return names
 
 
 # ------------------------------------------------------------------ executing
@@ -198,33 +245,35 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     distiller: Distiller = registry.get("distillers", cell.distiller).factory(
         student=student, teacher=prepared.info, spec=spec, **dict(cell.distiller_options))
     distiller.to(ctx.device)
-    names = teacher_output_names(distiller, prepared.info)
     X_tr, y_tr = windows.part("train")
     X_va, y_va = windows.part("val")
     X_te, y_te = windows.part("test")
     y_tr_t = torch.from_numpy(np.asarray(y_tr, dtype=np.int64)).to(ctx.device)
+    choice = ctx.cache_choice(cell, spec)
+    use_cache = bool(choice["use"])
+    names = teacher_output_names(distiller, prepared.info)
+    cached = cached_output_names(cell, distiller, prepared.info, use_cache)
+    outputs = TeacherOutputs({})
+    if cached:
+        outputs = teacher_outputs(prepared, X_tr, cached, ctx.cache_dir, data_checksum=windows.checksum)
+    warm = warmup_output_names(distiller, prepared.info)
+    if warm and not use_cache:  # a warm-up without the cache computes what it reads in memory
+        outputs = teacher_outputs(prepared, X_tr, warm, None)
+    distiller.on_train_start(outputs if warm else None, y_tr_t)
     # Augmented inputs differ from the cached clean ones, so the teacher then runs online on each batch.
-    online = cell.student_cfg.augment != "none" or not ctx.teacher_cache
-    use_cache = reads_output_cache(cell, distiller, ctx.teacher_cache)
-    outputs = None
-    if names and (use_cache or needs_warmup(distiller)):  # a warm-up without the cache computes them in memory
-        outputs = teacher_outputs(prepared, X_tr, names, ctx.cache_dir if use_cache else None,
-                                  data_checksum=windows.checksum)
-    if outputs is not None and needs_warmup(distiller):
-        whole = outputs.arrays
-        distiller.on_train_start(
-            TeacherBatch(
-                logits=_as_tensor(whole.get("logits")),
-                features={k: _as_tensor(v) for k, v in whole.items() if k not in ("logits", "embedding")},
-                embedding=_as_tensor(whole.get("embedding")),
-            ).to(ctx.device),
-            y_tr_t,
-        )
-    else:
-        distiller.on_train_start(None, y_tr_t)
-    source = OnlineTeacher(prepared.model, names) if online else (outputs or TeacherOutputs({}))
-    result = fit(distiller, X_tr, y_tr, X_va, y_va, windows.n_classes, cell.student_cfg, seed=cell.seed,
-                 teacher=source, progress=progress)
+    online = cell.student_cfg.augment != "none" or not use_cache
+    with contextlib.ExitStack() as stack:
+        if online:
+            source: Any = OnlineTeacher(prepared.model, names)
+        elif distiller.teacher_needs().target:
+            scratch = stack.enter_context(scratch_dir(ctx.cache_dir))
+            target = teacher_target(prepared, X_tr, set(distiller.teacher_needs().resolve(prepared.info)),
+                                    distiller.teacher_target, scratch, batch_size=cell.student_cfg.eval_batch_size)
+            source = outputs.with_arrays(target=target)
+        else:
+            source = outputs
+        result = fit(distiller, X_tr, y_tr, X_va, y_va, windows.n_classes, cell.student_cfg, seed=cell.seed,
+                     teacher=source, progress=progress)
     test = evaluate(distiller, X_te, y_te, windows.n_classes)  # the only time the test split is touched
     deployed = distiller.deployed()
     cost = cost_report(deployed, spec, latency=ctx.latency)
@@ -249,6 +298,8 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         "teacher_cached": prepared.cached,
         "teacher_train_time_s": prepared.train_time_s,
         "device": describe(ctx.device),
+        "teacher_cache": {**choice, "use": use_cache, "outputs": sorted(cached)
+                          + (["target"] if use_cache and not online and distiller.teacher_needs().target else [])},
         "torch_threads": torch.get_num_threads(),
         "train_time_s": result.train_time_s,
         "best_epoch": result.best_epoch,
@@ -261,14 +312,8 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
 
 
 def needs_warmup(distiller: Distiller) -> bool:
-    """Whether the distiller overrides ``on_train_start`` (then it needs the whole train set's teacher outputs)."""
+    """Whether the distiller overrides ``on_train_start`` (then it reads the whole train set's teacher outputs)."""
     return type(distiller).on_train_start is not Distiller.on_train_start
-
-
-def _as_tensor(arr: np.ndarray | None) -> torch.Tensor | None:
-    if arr is None:
-        return None
-    return torch.from_numpy(np.array(arr))  # a private copy: memmaps are read-only
 
 
 def _teacher_cost(prepared: PreparedTeacher, spec: Any, ctx: RunContext) -> dict[str, Any]:

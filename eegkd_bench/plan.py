@@ -14,10 +14,9 @@ from eegkd_bench.cell import (
     CellSpec,
     RunContext,
     cell_key,
+    cached_output_names,
     prepare_cell_teacher,
-    reads_output_cache,
     teacher_init_of,
-    teacher_output_names,
 )
 from eegkd_bench.data.catalog import load_dataset
 from eegkd_bench.errors import DataUnavailable, UserError
@@ -118,11 +117,13 @@ def make_plan(registry: Registry, ctx: RunContext, reporter: Any, datasets: list
 
 
 def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, EEGWindows],
-              *, teacher_cache: bool = True) -> dict[CellSpec, frozenset[str]]:
+              *, teacher_cache: bool | Callable[[CellSpec], bool] = True) -> dict[CellSpec, frozenset[str]]:
     """Build every (teacher, student, distiller) once per input shape so incompatibilities fail before training.
 
-    Returns, per cell, the teacher outputs it will read from the on-disk cache.
+    Returns, per cell, the teacher outputs it will read from the on-disk cache (``teacher_cache``:
+    whether cells use the cache, or a function of the cell that says so).
     """
+    uses = teacher_cache if callable(teacher_cache) else (lambda cell: bool(teacher_cache))
     cached: dict[tuple[Any, ...], frozenset[str]] = {}
     infos: dict[tuple[Any, ...], TeacherInfo] = {}
     out: dict[CellSpec, frozenset[str]] = {}
@@ -132,14 +133,14 @@ def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, 
         if tkey not in infos:
             teacher = registry.get("teachers", cell.teacher).factory(spec, **dict(cell.teacher_options))
             infos[tkey] = teacher_info(cell.teacher, teacher, spec)
+        use = uses(cell)
         key = (cell.student, cell.student_options, cell.distiller, cell.distiller_options, cell.student_cfg.augment,
-               tkey)
+               tkey, use)
         if key not in cached:
             student = registry.get("students", cell.student).factory(spec, **dict(cell.student_options))
             distiller_cls = registry.get("distillers", cell.distiller).factory
             distiller = distiller_cls(student=student, teacher=infos[tkey], spec=spec, **dict(cell.distiller_options))
-            names = teacher_output_names(distiller, infos[tkey])
-            cached[key] = frozenset(names if reads_output_cache(cell, distiller, teacher_cache) else ())
+            cached[key] = frozenset(cached_output_names(cell, distiller, infos[tkey], use))
         out[cell] = cached[key]
     return out
 
