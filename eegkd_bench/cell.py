@@ -70,6 +70,7 @@ class CellSpec:
         """The fields that enter the cell key."""
         d = dataclasses.asdict(self)
         d.pop("teacher_checkpoint")  # the checkpoint's content (sha256) enters the key, not its path
+        d["teacher_cfg"], d["student_cfg"] = self.teacher_cfg.as_dict(), self.student_cfg.as_dict()
         return d
 
     def label(self) -> str:

@@ -39,9 +39,14 @@ class TrainConfig:
     patience: int = 0  # stop after this many epochs without validation improvement (0: never)
     eval_batch_size: int = 256
     augment: str = "none"  # "none" | "jitter" (amplitude scaling, noise, circular time shift)
+    max_steps: int = 0  # optimizer steps per epoch at most (0: every batch); for smoke tests and benchmarks
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The recipe as a dict; ``max_steps`` only when set, so recipes without it keep their keys."""
+        d = asdict(self)
+        if not self.max_steps:
+            d.pop("max_steps")
+        return d
 
 
 class Trainable(Protocol):
@@ -121,6 +126,8 @@ def fit(
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if params else None
     n = len(X_train)
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
+    if cfg.max_steps:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
     total_steps = steps_per_epoch * cfg.epochs
     warmup = steps_per_epoch * cfg.warmup_epochs
     sched = None
@@ -150,7 +157,9 @@ def fit(
         order = torch.randperm(n, generator=gen).numpy()
         sums: dict[str, float] = {}
         seen = 0
-        for start in range(0, n, cfg.batch_size):
+        for step, start in enumerate(range(0, n, cfg.batch_size)):
+            if cfg.max_steps and step >= cfg.max_steps:
+                break
             idx = np.sort(order[start:start + cfg.batch_size])  # sorted: sequential reads from memmaps
             if len(idx) < 2 and n >= 2:
                 continue  # a batch of one breaks batch norm and pairwise losses
