@@ -56,6 +56,7 @@ def make(n_windows):
         def _write(self, writer):
             rng = np.random.default_rng(n_windows)
             t = np.arange(2000) / 200.0
+            writer.expect(N_SUBJECTS)
             for s, rows in enumerate(np.array_split(np.arange(n_windows), N_SUBJECTS)):
                 k = len(rows)
                 split = "train" if s < 36 else "val" if s < 38 else "test"

@@ -66,9 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", help="cache of windows, teachers and teacher outputs (default: $EEGKD_CACHE or ~/.cache/eegkd-bench)")
     run.add_argument("--data-dir", help="root of the real datasets (default: $EEGKD_DATA)")
     run.add_argument("--jobs", type=int, help="parallel worker processes (default: from the preset; quick uses 2)")
-    run.add_argument("--no-teacher-cache", action="store_true",
-                     help="run the frozen teacher on every batch instead of reading its outputs from the on-disk "
-                          "cache (on a GPU the forward pass can be cheaper than reading the layers back)")
+    run.add_argument("--teacher-cache", choices=("auto", "on", "off"), default="auto",
+                     help="read the frozen teacher's outputs from the on-disk cache (on), run the teacher on every "
+                          "batch (off), or decide per teacher and device from a short measurement of a teacher "
+                          "forward against a cache read (auto, the default; the choice is in every record)")
+    run.add_argument("--no-teacher-cache", dest="teacher_cache", action="store_const", const="off",
+                     help="the same as --teacher-cache off")
     run.add_argument("--device", default="auto",
                      help="where models train: auto (a CUDA GPU when visible, else cpu), cpu, cuda, cuda:N or mps; "
                           "params, FLOPs and latency are measured on the CPU either way")
@@ -228,7 +231,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds else preset.seeds
     ctx = make_context(args.results, args.cache_dir, args.data_dir, latency=not args.no_latency, device=args.device,
                        resolve_device_here=args.executor != "slurm")
-    ctx.teacher_cache = not args.no_teacher_cache
+    ctx.teacher_cache = args.teacher_cache
     reporter = make_reporter(args.quiet, args.verbose)
     grid = Grid(reg, ctx, reporter)
     total_cells = len(datasets) * len(students) * len(methods) * len(seeds)

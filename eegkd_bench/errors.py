@@ -10,6 +10,10 @@ class DataUnavailable(UserError):
     """The dataset's files are not on this machine; the grid records a 'skipped' cell."""
 
 
+class DiskSpaceError(UserError):
+    """A cache would not fit in the free space of its folder; the grid stops before writing it."""
+
+
 def one_line(exc: BaseException) -> str:
     """An exception as one line: a UserError's own message, else ``Type: first line``."""
     text = str(exc).strip().splitlines()
@@ -17,4 +21,4 @@ def one_line(exc: BaseException) -> str:
     return msg if isinstance(exc, UserError) else f"{type(exc).__name__}: {msg}"
 
 
-__all__ = ["DataUnavailable", "UserError", "one_line"]
+__all__ = ["DataUnavailable", "DiskSpaceError", "UserError", "one_line"]

@@ -6,8 +6,11 @@ before any training (preflight), and groups the cells by the fine-tuned teacher 
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
+
+import numpy as np
 
 from eegkd_bench.api import EEGWindows, TeacherInfo
 from eegkd_bench.cell import (
@@ -19,10 +22,10 @@ from eegkd_bench.cell import (
     teacher_init_of,
 )
 from eegkd_bench.data.catalog import load_dataset
-from eegkd_bench.errors import DataUnavailable, UserError
+from eegkd_bench.errors import DataUnavailable, DiskSpaceError, UserError
 from eegkd_bench.presets import Preset
 from eegkd_bench.registry import Registry
-from eegkd_bench.teachers import teacher_info
+from eegkd_bench.teachers import measure_teacher_cache, outputs_key, teacher_info, teacher_key
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ def make_plan(registry: Registry, ctx: RunContext, reporter: Any, datasets: list
         except DataUnavailable as exc:
             plan.skipped.extend((c, f"skipped: {ds} {exc}") for c in cells)
             continue
+        except DiskSpaceError:
+            raise  # the disk is full for every dataset: stop with its one-line reason
         except UserError as exc:
             plan.skipped.extend((c, f"skipped: {exc}") for c in cells)
             continue
@@ -116,14 +121,26 @@ def make_plan(registry: Registry, ctx: RunContext, reporter: Any, datasets: list
     return plan
 
 
+@dataclass(frozen=True)
+class CellReads:
+    """What a cell reads from the teacher-output cache, in bytes per training window."""
+
+    per_batch: int  # read at every training step (cached outputs, or its derived target)
+    target: int  # its derived target (a scratch file while the cell runs), 0 without one
+    outputs: tuple[tuple[str, int], ...] = ()  # each output it reads from the cache, with its bytes
+
+
 def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, EEGWindows],
-              *, teacher_cache: bool | Callable[[CellSpec], bool] = True) -> dict[CellSpec, frozenset[str]]:
+              *, teacher_cache: bool | Callable[[CellSpec], bool] = True,
+              reads: dict[CellSpec, CellReads] | None = None) -> dict[CellSpec, frozenset[str]]:
     """Build every (teacher, student, distiller) once per input shape so incompatibilities fail before training.
 
     Returns, per cell, the teacher outputs it will read from the on-disk cache (``teacher_cache``:
-    whether cells use the cache, or a function of the cell that says so).
+    whether cells use the cache, or a function of the cell that says so); ``reads`` is filled
+    with the bytes per window each cell reads.
     """
     uses = teacher_cache if callable(teacher_cache) else (lambda cell: bool(teacher_cache))
+    sized: dict[tuple[Any, ...], CellReads] = {}
     cached: dict[tuple[Any, ...], frozenset[str]] = {}
     infos: dict[tuple[Any, ...], TeacherInfo] = {}
     out: dict[CellSpec, frozenset[str]] = {}
@@ -141,13 +158,132 @@ def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, 
             distiller_cls = registry.get("distillers", cell.distiller).factory
             distiller = distiller_cls(student=student, teacher=infos[tkey], spec=spec, **dict(cell.distiller_options))
             cached[key] = frozenset(cached_output_names(cell, distiller, infos[tkey], use))
+            needs = distiller.teacher_needs()
+            target = output_bytes(needs.resolve(infos[tkey])[-1], infos[tkey]) if needs.target else 0
+            per_batch = sum(output_bytes(n, infos[tkey]) for n in cached[key] if "." not in n)
+            sized[key] = CellReads(per_batch + target, target,
+                                   tuple((n, output_bytes(n, infos[tkey])) for n in sorted(cached[key])))
         out[cell] = cached[key]
+        if reads is not None:
+            reads[cell] = sized[key]
     return out
 
 
-def preflight_plan(registry: Registry, plan: GridPlan, *, teacher_cache: bool = True) -> None:
-    """Run :func:`preflight` on the plan's cells and fill ``plan.groups``."""
-    plan.groups = teacher_groups(plan.cells, preflight(registry, plan.cells, plan.windows, teacher_cache=teacher_cache))
+def output_bytes(name: str, info: TeacherInfo) -> int:
+    """Bytes per window of one cached teacher output: layers and targets in float16, the rest float32."""
+    if name == "logits":
+        return 4 * info.n_classes
+    layer = name.split(".", 1)[0]
+    shape = info.feature_shapes.get(layer) or info.feature_shapes[info.layer_names[-1]]
+    if "." in name or name == "embedding":  # a (D,) summary; the embedding's width is taken as D
+        return 4 * int(shape[-1])
+    return 2 * int(np.prod(shape))
 
 
-__all__ = ["GridPlan", "TeacherGroup", "make_plan", "preflight", "preflight_plan", "teacher_groups"]
+def preflight_plan(registry: Registry, plan: GridPlan, ctx: RunContext | None = None, *, teacher_cache: bool = True,
+                   jobs: int = 1, threads: int | None = None) -> None:
+    """Preflight the plan's cells, decide the teacher cache, check the disk space; fills ``plan.groups``.
+
+    With ``ctx.teacher_cache == "auto"`` each (teacher, input shape, device) is measured once
+    (:func:`~eegkd_bench.teachers.measure_teacher_cache`, with the ``threads`` a worker gets) and
+    the decision is kept in ``ctx.cache_choices``; a cache that would not fit on the disk is then
+    not used. With ``"on"``, a cache that would not fit stops the grid (:class:`DiskSpaceError`).
+    """
+    mode = ctx.cache_mode if ctx is not None else ("on" if teacher_cache else "off")
+    if mode == "off":
+        plan.groups = teacher_groups(plan.cells, preflight(registry, plan.cells, plan.windows, teacher_cache=False))
+        return
+    reads: dict[CellSpec, CellReads] = {}
+    wanted = preflight(registry, plan.cells, plan.windows, teacher_cache=True, reads=reads)
+    if ctx is None:
+        plan.groups = teacher_groups(plan.cells, wanted)
+        return
+    if mode == "auto":
+        _decide_cache(registry, plan, ctx, reads, threads)
+
+    def regroup() -> None:
+        plan.groups = teacher_groups(plan.cells, {c: wanted[c] if ctx.cache_choice(c, plan.windows[c.dataset]
+                                                                                   .input_spec())["use"] else frozenset()
+                                                  for c in plan.cells})
+
+    regroup()
+    need = cache_bytes_needed(plan, ctx, reads, jobs)
+    free = shutil.disk_usage(ctx.cache_dir).free
+    if need <= free:
+        return
+    where = ctx.cache_dir / "teacher_outputs"
+    if mode == "auto":
+        for key, choice in ctx.cache_choices.items():
+            if choice.get("use"):
+                ctx.cache_choices[key] = {**choice, "use": False, "reason": f"the teacher-output cache needs "
+                                          f"{_gb(need)} in {where} but {_gb(free)} are free"}
+        regroup()
+        return
+    raise DiskSpaceError(f"the teacher-output cache needs {_gb(need)} in {where} but only {_gb(free)} are free; "
+                         f"pass --cache-dir on a larger disk or --teacher-cache off")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def _decide_cache(registry: Registry, plan: GridPlan, ctx: RunContext, reads: dict[CellSpec, CellReads],
+                  threads: int | None) -> None:
+    """Measure, once per (teacher, input shape, device), whether the cache beats running the teacher."""
+    import torch
+
+    from eegkd_bench.cell import cache_choice_key
+
+    todo: dict[str, tuple[CellSpec, int]] = {}
+    for cell in plan.cells:
+        key = cache_choice_key(cell, plan.windows[cell.dataset].input_spec(), ctx.device)
+        rep, size = todo.get(key, (cell, 0))
+        todo[key] = (rep, max(size, reads[cell].per_batch))
+    before = torch.get_num_threads()
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        for key, (cell, size) in todo.items():
+            if key in ctx.cache_choices:
+                continue
+            if not size:
+                ctx.cache_choices[key] = {"mode": "auto", "use": True, "reason": "nothing to read per batch"}
+                continue
+            spec = plan.windows[cell.dataset].input_spec()
+            torch.manual_seed(0)
+            model = registry.get("teachers", cell.teacher).factory(spec, **dict(cell.teacher_options)).to(ctx.device)
+            ctx.cache_choices[key] = measure_teacher_cache(
+                model, spec, size, batch_size=cell.student_cfg.batch_size, epochs=cell.student_cfg.epochs,
+                scratch=ctx.cache_dir / "scratch")
+            del model
+    finally:
+        torch.set_num_threads(before)
+
+
+def cache_bytes_needed(plan: GridPlan, ctx: RunContext, reads: dict[CellSpec, CellReads], jobs: int = 1) -> int:
+    """Disk the grid's teacher-output caches will still take: missing outputs per teacher, plus scratch targets.
+
+    Outputs already in the cache count nothing; each cell with a derived target holds one
+    scratch file while it runs, and at most ``jobs`` cells run at once.
+    """
+    total, scratch = 0, []
+    for group in plan.groups:
+        cell = group.cell
+        windows = plan.windows[cell.dataset]
+        n_train = len(windows.indices("train"))
+        if group.outputs:
+            folder = ctx.cache_dir / "teacher_outputs" / outputs_key(
+                teacher_key(cell.teacher, dict(cell.teacher_options), teacher_init_of(cell.teacher_checkpoint),
+                            windows, cell.seed, cell.teacher_cfg, 0.1, True),
+                (n_train, *windows.X.shape[1:]), data_checksum=windows.checksum)
+            sizes = {n: b for c in group.cells if c in reads for n, b in reads[c].outputs}
+            total += sum(sizes.get(n, 0) * n_train for n in group.outputs if not (folder / f"{n}.npy").exists())
+        for c in group.cells:
+            if reads.get(c) and reads[c].target and ctx.cache_choice(c, windows.input_spec())["use"] \
+                    and c.student_cfg.augment == "none":
+                scratch.append(reads[c].target * n_train)
+    return total + sum(sorted(scratch, reverse=True)[:max(1, jobs)])
+
+
+__all__ = ["CellReads", "GridPlan", "TeacherGroup", "cache_bytes_needed", "make_plan", "output_bytes", "preflight",
+           "preflight_plan", "teacher_groups"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from eegkd_bench.cell import RunContext, skipped_record
 from eegkd_bench.executors import Executor, make_executor
+from eegkd_bench.executors.pool import usable_cores
 from eegkd_bench.plan import GridPlan, make_plan, preflight_plan
 from eegkd_bench.presets import Preset
 from eegkd_bench.registry import Registry
@@ -39,7 +40,9 @@ class Grid:
             self.reporter.cell_done(cell, {"status": "skipped", "error": reason})
         if not plan.cells:
             return []
-        preflight_plan(self.registry, plan, teacher_cache=self.ctx.teacher_cache)
+        local = executor == "local" or not isinstance(executor, str)
+        threads = max(1, usable_cores() // jobs) if local and jobs > 1 else None
+        preflight_plan(self.registry, plan, self.ctx, jobs=jobs if local else len(plan.cells), threads=threads)
         if isinstance(executor, str):
             executor = make_executor(executor, registry=self.registry, jobs=jobs, options=slurm)
         return executor.run(plan, self.ctx, self.reporter)

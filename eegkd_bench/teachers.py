@@ -45,7 +45,7 @@ from eegkd_bench.api import (
 )
 from eegkd_bench.errors import UserError
 from eegkd_bench.storage import atomic_directory, atomic_write, atomic_write_text, file_lock, file_sha256, stable_hash
-from eegkd_bench.device import module_device
+from eegkd_bench.device import describe, module_device
 from eegkd_bench.training import ProgressFn, TrainConfig, evaluate, fit
 
 TEACHER_FORMAT = 1
@@ -268,10 +268,10 @@ class TeacherOutputs:
         return TeacherOutputs({**self.arrays, **arrays})
 
 
-def outputs_key(teacher: PreparedTeacher, X: Any, subset: str = "train", data_checksum: str = "") -> str:
-    """Cache key of a teacher's outputs on one window set (the folder under ``teacher_outputs/``)."""
-    return stable_hash({"format": OUTPUTS_FORMAT, "teacher": teacher.key, "subset": subset,
-                        "data": data_checksum, "n": int(len(X)), "shape": list(X.shape)})[:24]
+def outputs_key(teacher: str, shape: tuple[int, ...], subset: str = "train", data_checksum: str = "") -> str:
+    """Cache key of the outputs of fine-tuned ``teacher`` (its key) on windows of ``shape`` (a folder of ``teacher_outputs/``)."""
+    return stable_hash({"format": OUTPUTS_FORMAT, "teacher": teacher, "subset": subset,
+                        "data": data_checksum, "n": int(shape[0]), "shape": list(shape)})[:24]
 
 
 def teacher_outputs(
@@ -294,7 +294,7 @@ def teacher_outputs(
         return TeacherOutputs({})
     if cache_dir is None:
         return TeacherOutputs(_compute_outputs(teacher.model, X, names, batch_size, None))
-    key = outputs_key(teacher, X, subset, data_checksum)
+    key = outputs_key(teacher.key, tuple(X.shape), subset, data_checksum)
     folder = cache_dir / "teacher_outputs" / key
     with file_lock(cache_dir / "teacher_outputs" / f"{key}.lock"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -488,3 +488,63 @@ def _publish_outputs(folder: Path, fresh: dict[str, np.ndarray], index: dict[str
         atomic_write_text(folder / "index.json", json.dumps(index, indent=1), sync=False)
     finally:
         _remove_tmp(folder)
+
+
+# ------------------------------------------------------------ cache or online?
+def measure_teacher_cache(model: TeacherModel, spec: InputSpec, bytes_per_window: int, *, batch_size: int,
+                          epochs: int, scratch: Path, repeats: int = 3) -> dict[str, Any]:
+    """Whether reading the teacher's outputs from the on-disk cache beats running the teacher, measured here.
+
+    Times one forward pass of a batch on the teacher's device (median of ``repeats`` after a
+    warm-up) against reading one batch of ``bytes_per_window`` float16 values per window from a
+    memory-mapped file (random sorted rows, cast to float32, moved to the device). Over
+    ``epochs`` epochs the cache costs one teacher pass plus one read per batch and epoch, online
+    costs one forward per batch and epoch: the cache wins when ``read < forward * (epochs-1)/epochs``.
+    The read is timed from the page cache, the best case of a cache that fits in memory.
+    """
+    device = module_device(model)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def median(fn: Callable[[], Any]) -> float:
+        fn()
+        sync()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    x = torch.randn(batch_size, spec.n_channels, spec.n_samples, device=device)
+    model.eval()
+    with torch.inference_mode():
+        forward = median(lambda: model.forward_features(x))
+    per_window = max(1, bytes_per_window // 2)
+    rows = max(4 * batch_size, min(64 * 1024 * 1024 // (2 * per_window), 32 * batch_size))
+    scratch.mkdir(parents=True, exist_ok=True)
+    probe = scratch / f".cache-probe-{os.getpid()}.npy"
+    try:
+        arr = _allocate_npy(probe, np.float16, (rows, per_window))
+        arr[:] = np.random.default_rng(0).standard_normal((rows, per_window), dtype=np.float32)
+        arr.flush()
+        del arr
+        stored = np.load(probe, mmap_mode="r")
+        gen = np.random.default_rng(1)
+
+        def read() -> None:
+            idx = np.sort(gen.choice(rows, size=min(batch_size, rows), replace=False))
+            torch.from_numpy(np.asarray(stored[idx], dtype=np.float32)).to(device)
+
+        read_s = median(read)
+        del stored
+    finally:
+        probe.unlink(missing_ok=True)
+    use = read_s < forward * max(0, epochs - 1) / max(1, epochs)
+    return {"mode": "auto", "use": bool(use), "forward_ms": round(forward * 1e3, 3), "read_ms": round(read_s * 1e3, 3),
+            "batch_size": batch_size, "bytes_per_window": int(bytes_per_window), "epochs": epochs,
+            "reason": (f"reading a batch ({read_s * 1e3:.2f} ms) {'<' if use else '>='} a teacher forward "
+                       f"({forward * 1e3:.2f} ms) x (epochs-1)/epochs on {describe(str(device))}")}

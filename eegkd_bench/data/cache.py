@@ -29,6 +29,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -36,7 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from eegkd_bench.api import SPLITS, DataKind, EEGWindows
-from eegkd_bench.errors import DataUnavailable
+from eegkd_bench.errors import DataUnavailable, DiskSpaceError
 from eegkd_bench.storage import atomic_directory, canonical_json, file_sha256, stable_hash
 
 #: Bump when the on-disk layout changes; older entries then miss the cache (new hash).
@@ -102,9 +103,20 @@ class WindowStoreWriter:
         self._subjects: list[np.ndarray] = []
         self._split: list[np.ndarray] = []
         self.finished = False
+        self._expected = 0
+        self._appends = 0
 
     def __len__(self) -> int:
         return self._n
+
+    def expect(self, appends: int) -> None:
+        """Announce how many :meth:`append` calls (e.g. recordings) will come, so a store that cannot fit stops early.
+
+        After the 1st, 2nd, 4th, 8th ... append the size so far is extrapolated; when the rest would
+        not fit in the free space of the folder, :class:`~eegkd_bench.errors.DiskSpaceError` is raised
+        (the partial store is removed).
+        """
+        self._expected = int(appends)
 
     def append(self, X: np.ndarray, y: int | np.ndarray, subjects: str | Sequence[str] | np.ndarray,
                split: str | Sequence[str] | np.ndarray | None = None) -> None:
@@ -143,6 +155,19 @@ class WindowStoreWriter:
         self._subjects.append(subj_arr)
         self._split.append(split_arr)
         self._n += k
+        self._appends += 1
+        if self.folder is not None and self._expected > self._appends and not self._appends & (self._appends - 1):
+            self._check_space()
+
+    def _check_space(self) -> None:
+        written = self._n * int(np.prod(self._row_shape)) * 4
+        rest = written / self._appends * (self._expected - self._appends)
+        free = shutil.disk_usage(self.folder).free
+        if rest > free:
+            self.close()
+            raise DiskSpaceError(f"the window store needs about {(written + rest) / 1e9:.1f} GB in "
+                                 f"{self.folder.parent} but only {(written + free) / 1e9:.1f} GB are free; "
+                                 f"pass --cache-dir on a larger disk (or set ${ENV_CACHE})")
 
     def assign_splits(self, split_of: Mapping[str, str], default: str | None = None) -> None:
         """Set the split of windows appended with ``split=None`` from their subject (else ``default``)."""

@@ -296,6 +296,10 @@ class WindowStack:
             return
         self.writer.append((np.asarray(X) / UV_DIVISOR).astype(np.float32), y, subject, split)
 
+    def expect(self, recordings: int) -> None:
+        """Announce how many recordings will be added, so a store too large for the disk stops early."""
+        self.writer.expect(recordings)
+
     def assign_splits(self, split_of: dict[str, str], default: str | None = None) -> None:
         """Set the split of windows added with ``split=None`` from their subject (else ``default``)."""
         self.writer.assign_splits(split_of, default)

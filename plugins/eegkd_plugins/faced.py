@@ -94,6 +94,7 @@ class FACED(Dataset):
     def _build(self, paths: list[Path], files: list[pp.SourceFile], stack: pp.WindowStack) -> EEGWindows:
         """Stream one subject file at a time into ``stack``."""
         log = pp.SkipLog(self.name)
+        stack.expect(len(paths))
         for path in paths:
             number = int(FILE_RE.match(path.name).group(1))
             try:

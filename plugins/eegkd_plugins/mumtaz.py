@@ -123,6 +123,7 @@ class Mumtaz2016(Dataset):
         for subject, _ in chosen:
             by_class[subject.split()[0]].append(subject)
         splits = subject_splits(by_class)
+        stack.expect(sum(len(v) for v in chosen.values()))
         length = int(self.window_s * pp.TARGET_SFREQ)
         for (subject, _cond), group_paths in sorted(chosen.items(), key=lambda kv: pp.natural_key(" ".join(kv[0]))):
             for path in group_paths:

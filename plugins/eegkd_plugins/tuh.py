@@ -130,6 +130,7 @@ class TUEV(Dataset):
                stack: pp.WindowStack) -> EEGWindows:
         """Stream one recording at a time into ``stack``; train/val are assigned once all are read."""
         log = pp.SkipLog(self.name)
+        stack.expect(len(paths))
         usable_train: list[str] = []
         n_dropped = 0
         for path in paths:
@@ -262,6 +263,7 @@ class TUAB(Dataset):
         """Stream one recording at a time into ``stack``."""
         log = pp.SkipLog(self.name)
         splits = self.assign_splits(listing, log)
+        stack.expect(len(splits))
         length = int(self.window_s * pp.TARGET_SFREQ)
         for (part, cls), paths in listing.items():
             label = TUAB_CLASSES.index(cls)
