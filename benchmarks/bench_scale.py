@@ -13,7 +13,10 @@ teacher-output cache (layer summaries + one routed layer) against all layers (ta
     python benchmarks/bench_scale.py [--teacher cbramod] [--methods kd,dlink] [--jobs 1,2] [--sizes 2000,16000]
 
 Everything here is simulated; the dataset registers through a throwaway plugin distribution so
-the pool's worker processes find it too.
+the pool's worker processes find it too. Where full CBraMod's forward passes are too slow for
+the machine, ``--teacher scale-standin`` (registered by the same plugin) has CBraMod's output
+layout -- 12 layers of (16 channels, 10 patches, 200) -- at almost no compute: every cache and
+array keeps the sizes of the full model, only the FLOPs are gone.
 """
 from __future__ import annotations
 
@@ -29,9 +32,10 @@ from pathlib import Path
 PLUGIN = '''
 """Simulated TUAB-shaped windows for benchmarks/bench_scale.py, streamed into the window store."""
 import numpy as np
+import torch
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import Availability, Dataset
+from eegkd_bench.api import Availability, Dataset, ModelOutput, TeacherModel
 from eegkd_bench.data.cache import cached_stream
 
 N_SUBJECTS = 40  # 36 / 2 / 2 in train / val / test
@@ -62,12 +66,38 @@ def make(n_windows):
                 split = "train" if s < 36 else "val" if s < 38 else "test"
                 y = rng.integers(0, 2, k)
                 tone = np.sin(2 * np.pi * (8.0 + 4.0 * y)[:, None, None] * t)  # class-dependent rhythm
-                X = (tone + rng.standard_normal((k, 16, 2000))).astype(np.float32)
+                X = tone.astype(np.float32) + rng.standard_normal((k, 16, 2000), dtype=np.float32)
                 writer.append(X, y, f"s{s:04d}", split)
             return writer.finish(name=self.name, sfreq=200.0, ch_names=[f"ch{i}" for i in range(16)],
                                  class_names=list(self.class_names), kind="simulated",
                                  checksum=f"simulated:bench_scale:{n_windows}", notes="simulated (bench_scale)")
     return ScaleTUAB
+
+
+class StandIn(TeacherModel):
+    """CBraMod's output layout (12 layers of (16, 10, 200)) at almost no compute: memory runs without the FLOPs."""
+
+    feature_names = tuple(f"layer_{i}" for i in range(1, 13))
+
+    def __init__(self, spec, **options):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(12, 200))
+        self.head = torch.nn.Linear(200, spec.n_classes)
+
+    def forward_features(self, x):
+        b, c, t = x.shape
+        h = x.reshape(b, c, t // 200, 200)
+        feats = {}
+        for i, name in enumerate(self.feature_names):
+            h = torch.tanh(h * self.scale[i])
+            feats[name] = h
+        emb = h.mean(dim=(1, 2))
+        return ModelOutput(self.head(emb), feats, emb)
+
+
+@hookimpl
+def eegkd_register_teachers(register):
+    register("scale-standin", StandIn, description="simulated-benchmark stand-in with CBraMod's layer layout")
 
 
 @hookimpl
@@ -198,9 +228,11 @@ def main() -> None:
         child(args)
         return
     work = Path(args.work or tempfile.mkdtemp(prefix="eegkd-bench-scale-"))
-    env = {**os.environ, "EEGKD_SCALE_SIZES": args.sizes,
-           "PYTHONPATH": os.pathsep.join([str(install_plugin(work / "plugin")), os.environ.get("PYTHONPATH", "")])}
-    env.pop("EEGKD_LOAD_PLUGINS", None)
+    plugin = str(install_plugin(work / "plugin"))
+    os.environ["EEGKD_SCALE_SIZES"] = args.sizes
+    os.environ.pop("EEGKD_LOAD_PLUGINS", None)
+    sys.path.insert(0, plugin)  # this process reads the stand-in teacher's shapes too
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([plugin, os.environ.get("PYTHONPATH", "")])}
     sizes = [int(n) for n in args.sizes.split(",")]
     jobs = [int(j) for j in args.jobs.split(",")]
     peaks: dict[tuple[int, int], float] = {}

@@ -54,10 +54,11 @@ class Availability:
 
 
 class WindowRows:
-    """Rows ``idx`` of a window array (often a memory map), read batch by batch; never copied whole.
+    """Rows ``idx`` of a window array (often a memory map), read batch by batch.
 
     ``rows[sel]`` (an int, a slice or an index array relative to these rows) returns a new
-    writable float32 array holding only the selected windows.
+    writable float32 array holding only the selected windows. ``np.asarray(rows)`` copies the
+    whole split: fine for small data, never done by the core.
     """
 
     def __init__(self, X: np.ndarray, idx: np.ndarray) -> None:
@@ -91,9 +92,10 @@ class WindowRows:
         rows = self.idx[sel]
         return np.array(self.base[rows], dtype=np.float32)
 
-    def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray:
-        raise TypeError("WindowRows is read batch by batch (rows[start:stop] or rows[index_array]); "
-                        "converting it whole would copy the whole split into memory")
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """Every row as one array: a copy of the whole split (for small-data tools; the core reads batches)."""
+        rows = self[:]
+        return rows if dtype is None else rows.astype(dtype, copy=False)
 
 
 def read_rows(X: "np.ndarray | WindowRows", sel: Any) -> np.ndarray:

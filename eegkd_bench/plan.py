@@ -250,11 +250,11 @@ def _decide_cache(registry: Registry, plan: GridPlan, ctx: RunContext, reads: di
                 ctx.cache_choices[key] = {"mode": "auto", "use": True, "reason": "nothing to read per batch"}
                 continue
             spec = plan.windows[cell.dataset].input_spec()
-            torch.manual_seed(0)
-            model = registry.get("teachers", cell.teacher).factory(spec, **dict(cell.teacher_options)).to(ctx.device)
+            with torch.random.fork_rng(devices=[]):  # a random init is as fast as the fine-tuned one
+                model = registry.get("teachers", cell.teacher).factory(spec, **dict(cell.teacher_options))
             ctx.cache_choices[key] = measure_teacher_cache(
-                model, spec, size, batch_size=cell.student_cfg.batch_size, epochs=cell.student_cfg.epochs,
-                scratch=ctx.cache_dir / "scratch")
+                model.to(ctx.device), spec, size, batch_size=cell.student_cfg.batch_size,
+                epochs=cell.student_cfg.epochs, scratch=ctx.cache_dir / "scratch")
             del model
     finally:
         torch.set_num_threads(before)

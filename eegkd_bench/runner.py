@@ -14,6 +14,7 @@ from eegkd_bench.executors.pool import usable_cores
 from eegkd_bench.plan import GridPlan, make_plan, preflight_plan
 from eegkd_bench.presets import Preset
 from eegkd_bench.registry import Registry
+from eegkd_bench.teachers import clean_scratch
 
 
 class Grid:
@@ -40,6 +41,7 @@ class Grid:
             self.reporter.cell_done(cell, {"status": "skipped", "error": reason})
         if not plan.cells:
             return []
+        clean_scratch(self.ctx.cache_dir)  # scratch files of killed runs
         local = executor == "local" or not isinstance(executor, str)
         threads = max(1, usable_cores() // jobs) if local and jobs > 1 else None
         preflight_plan(self.registry, plan, self.ctx, jobs=jobs if local else len(plan.cells), threads=threads)
