@@ -56,8 +56,8 @@ class Availability:
 class WindowRows:
     """Rows ``idx`` of a window array (often a memory map), read batch by batch.
 
-    ``rows[sel]`` (an int, a slice or an index array relative to these rows) returns a new
-    writable float32 array holding only the selected windows. ``np.asarray(rows)`` copies the
+    ``rows[sel]`` (an int, a slice or an index array relative to these rows) returns a
+    writable float32 array holding only the selected windows (copied out of a read-only map). ``np.asarray(rows)`` copies the
     whole split: fine for small data, never done by the core.
     """
 
@@ -88,9 +88,8 @@ class WindowRows:
         if isinstance(sel, slice) and self._start is not None:
             a, b, step = sel.indices(len(self.idx))
             if step == 1:
-                return np.array(self.base[self._start + a:self._start + max(a, b)], dtype=np.float32)
-        rows = self.idx[sel]
-        return np.array(self.base[rows], dtype=np.float32)
+                return _own_float32(self.base[self._start + a:self._start + max(a, b)])
+        return _own_float32(self.base[self.idx[sel]])
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         """Every row as one array: a copy of the whole split (for small-data tools; the core reads batches)."""
@@ -98,9 +97,16 @@ class WindowRows:
         return rows if dtype is None else rows.astype(dtype, copy=False)
 
 
+def _own_float32(rows: np.ndarray) -> np.ndarray:
+    """``rows`` as a writable float32 array: copied only when it is a view of a read-only map or another dtype."""
+    if rows.flags.writeable and rows.dtype == np.float32 and rows.flags.c_contiguous:
+        return rows
+    return np.array(rows, dtype=np.float32)
+
+
 def read_rows(X: "np.ndarray | WindowRows", sel: Any) -> np.ndarray:
-    """Windows ``X[sel]`` as a new writable float32 array (only the selected rows are read)."""
-    return X[sel] if isinstance(X, WindowRows) else np.array(X[sel], dtype=np.float32)
+    """Windows ``X[sel]`` as a writable float32 array (only the selected rows are read)."""
+    return X[sel] if isinstance(X, WindowRows) else _own_float32(X[sel])
 
 
 @dataclass
