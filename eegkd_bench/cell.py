@@ -270,9 +270,9 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
             scratch = stack.enter_context(scratch_dir(ctx.cache_dir))
             target = teacher_target(prepared, X_tr, set(distiller.teacher_needs().resolve(prepared.info)),
                                     distiller.teacher_target, scratch, batch_size=cell.student_cfg.eval_batch_size)
-            source = outputs.with_arrays(target=target)
+            source = outputs.for_training(target=target)
         else:
-            source = outputs
+            source = outputs.for_training()
         result = fit(distiller, X_tr, y_tr, X_va, y_va, windows.n_classes, cell.student_cfg, seed=cell.seed,
                      teacher=source, progress=progress)
     test = evaluate(distiller, X_te, y_te, windows.n_classes)  # the only time the test split is touched

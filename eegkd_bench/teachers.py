@@ -263,9 +263,9 @@ class TeacherOutputs:
             target=get("target"),
         )
 
-    def with_arrays(self, **arrays: np.ndarray) -> "TeacherOutputs":
-        """These outputs plus ``arrays`` (e.g. a distiller's ``target``)."""
-        return TeacherOutputs({**self.arrays, **arrays})
+    def for_training(self, **arrays: np.ndarray) -> "TeacherOutputs":
+        """What training batches read: these outputs without the warm-up's summaries, plus ``arrays`` (a target)."""
+        return TeacherOutputs({**{k: v for k, v in self.arrays.items() if _role(k) != "summary"}, **arrays})
 
 
 def outputs_key(teacher: str, shape: tuple[int, ...], subset: str = "train", data_checksum: str = "") -> str:
