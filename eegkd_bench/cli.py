@@ -93,6 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--format", choices=("md", "csv", "latex", "html"), default="md", help="table printed to stdout")
     lb.add_argument("--out", help="also write every format and the plots into this directory")
 
+    ex = sub.add_parser("export", help="ship a finished cell's student: ONNX fp32 + int8, parity, latency, sidecar",
+                        description="Export the deployed student of one finished cell to ONNX (fp32 and int8) with "
+                                    "a JSON sidecar, check parity against PyTorch on its test windows, measure "
+                                    "ONNX Runtime latency, and store the figures in the cell's record. Needs "
+                                    "pip install 'eegkd-bench[deploy]'.")
+    ex.add_argument("key", nargs="?", help="cell key, or a unique prefix of one")
+    ex.add_argument("--dataset", help="select the cell by dataset ...")
+    ex.add_argument("--method", help="... distiller ...")
+    ex.add_argument("--student", help="... student ...")
+    ex.add_argument("--seed", type=int, help="... and seed")
+    ex.add_argument("--results", default=DEFAULT_RESULTS, help=f"results directory (default: ./{DEFAULT_RESULTS})")
+    ex.add_argument("--out", help="folder that receives <key>/ with the files (default: <results>/exports)")
+    ex.add_argument("--cache-dir", help="window cache (default: $EEGKD_CACHE or ~/.cache/eegkd-bench)")
+    ex.add_argument("--data-dir", help="root of the real datasets (default: $EEGKD_DATA)")
+
     rs = sub.add_parser("results", help="export the raw result records")
     rs.add_argument("--results", nargs="+", default=[DEFAULT_RESULTS], help="results directories")
     rs.add_argument("--format", choices=("csv", "parquet"), default="csv")
@@ -291,6 +306,40 @@ def cmd_leaderboard(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from eegkd_bench.export import require_deploy
+    from eegkd_bench.export_cell import cell_label, dataset_preprocessing, export_cell, find_cell, load_cell_weights
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.results import ResultStore
+
+    require_deploy()
+    store = ResultStore(args.results, create=False)
+    record = find_cell(store, args.key, dataset=args.dataset, distiller=args.method, student=args.student,
+                       seed=args.seed)
+    payload = load_cell_weights(store, record)
+    reg = get_registry()
+    windows = _load_windows(reg, record["dataset"], args.data_dir, args.cache_dir)
+    out = Path(args.out) if args.out else store.root / "exports"
+    figures, folder = export_cell(record, payload, windows, reg, out,
+                                  preprocessing=dataset_preprocessing(reg, record["dataset"]))
+    store.put({**record, "export": figures})
+    fp32, int8 = figures["fp32"], figures["int8"]
+    print(f"exported {cell_label(record)} to {folder} (ONNX opset {figures['opset']})")
+    print(f"  fp32 {fp32['size_kb']:9.1f} KB  {fp32['latency_ms']:8.3f} ms (p95 {fp32['latency_p95_ms']:.3f})  "
+          f"parity max |logit diff| {fp32['max_abs_diff']:.2g} on {windows.indices('test').size} test windows")
+    print(f"  int8 {int8['size_kb']:9.1f} KB  {int8['latency_ms']:8.3f} ms (p95 {int8['latency_p95_ms']:.3f})  "
+          f"{record.get('key_metric')} drop {int8['key_metric_drop']:+.4f} vs fp32")
+    return EXIT_OK
+
+
+def _load_windows(reg: Any, name: str, data_dir: str | None, cache_dir: str | None) -> Any:
+    from eegkd_bench.data.cache import default_cache_dir
+    from eegkd_bench.runner import load_dataset
+
+    return load_dataset(reg, name, data_dir or os.environ.get("EEGKD_DATA"),
+                        Path(cache_dir) if cache_dir else default_cache_dir())
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     from eegkd_bench.leaderboard import export_records, merge_result_dirs
 
@@ -347,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_leaderboard(args, argv)
         if args.command == "results":
             return cmd_results(args)
+        if args.command == "export":
+            return cmd_export(args)
         raise UserError(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
     except UserError as exc:
         print(f"eegkd-bench: error: {exc}", file=sys.stderr)

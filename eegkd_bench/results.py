@@ -108,6 +108,40 @@ class ResultStore:
                             "pass another --results, then run the same command again: finished cells are kept "
                             "and only the rest run") from None
 
+    def weights_path(self, key: str) -> Path:
+        """Where the deployed student's weights of a finished cell are kept."""
+        return self.root / "weights" / f"{key}.pt"
+
+    def put_weights(self, key: str, payload: dict[str, Any]) -> Path:
+        """Store a cell's deployed-model payload (``torch.save``, atomic); returns its path."""
+        import io
+
+        import torch
+
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        path = self.weights_path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write_bytes(path, buf.getvalue())
+        except OSError as exc:
+            raise UserError(f"cannot store student weights in {path.parent} ({exc.strerror or exc}); free space "
+                            "there or pass another --results") from None
+        return path
+
+    def get_weights(self, key: str) -> dict[str, Any] | None:
+        """A cell's stored deployed-model payload, or None when it has none."""
+        import torch
+
+        path = self.weights_path(key)
+        if not path.is_file():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated or foreign file
+            raise UserError(f"stored student weights {path} are unreadable ({type(exc).__name__}); delete the "
+                            "file and the cell's record, then run the cell again") from None
+
     def records(self) -> Iterator[dict[str, Any]]:
         if not self.cells.exists():
             return
@@ -144,10 +178,14 @@ def _json_default(obj: Any) -> Any:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    _atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

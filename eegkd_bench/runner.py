@@ -311,6 +311,7 @@ def execute_cell(cell: CellSpec, ctx: RunContext, registry: Registry | None = No
 def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EEGWindows,
                 prepared: PreparedTeacher, base: dict[str, Any], progress: Any) -> dict[str, Any]:
     from eegkd_bench.cost import cost_report
+    from eegkd_bench.export_cell import save_weights
 
     spec = windows.input_spec()
     torch.manual_seed(cell.seed)
@@ -349,6 +350,9 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     test = evaluate(distiller, X_te, y_te, windows.n_classes)  # the only time the test split is touched
     deployed = distiller.deployed()
     cost = cost_report(deployed, spec, latency=ctx.latency)
+    weights = save_weights(ctx.results, base["key"], distiller, student=cell.student,
+                           student_options=dict(cell.student_options), distiller_name=cell.distiller, spec=spec,
+                           teacher=prepared.info)
     tcost = _teacher_cost(prepared, spec, ctx)
     return {
         **base,
@@ -377,6 +381,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         "history": [{"epoch": h["epoch"], "loss": h["loss"], "val_key": h["val"].get(KEY_METRIC[task_of(windows.n_classes)])}
                     for h in result.history],
         "distiller_report": distiller.report(),
+        "student_weights": weights,
         "hparams": distiller.hparams,
     }
 
