@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from eegkd_bench import __version__
-from eegkd_bench.api import UserError
+from eegkd_bench.errors import UserError
 from eegkd_bench.registry import KINDS, SINGULAR
 
 DEFAULT_RESULTS = "eegkd-results"
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true", help="run failed cells again")
     run.add_argument("--no-latency", action="store_true", help="skip CPU latency measurement")
     run.add_argument("--no-leaderboard", action="store_true", help="do not write the leaderboard at the end")
+    run.add_argument("--export", action="store_true",
+                     help="then export every finished student to ONNX (fp32 + int8) into <results>/exports and store "
+                          "its size, ONNX Runtime latency and int8 metrics in the record (needs the deploy extra)")
     run.add_argument("--dry-run", action="store_true", help="show the cells that would run, then stop")
     run.add_argument("-q", "--quiet", action="store_true", help="plain log lines instead of the live display")
     run.add_argument("-v", "--verbose", action="store_true", help="with --quiet: also log every epoch")
@@ -116,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _presets() -> dict[str, Any]:
-    from eegkd_bench.runner import PRESETS
+    from eegkd_bench.presets import PRESETS
 
     return PRESETS
 
@@ -205,8 +208,16 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     from eegkd_bench.plugins import get_registry
     from eegkd_bench.progress import make_reporter
-    from eegkd_bench.runner import PRESETS, Grid, make_context, parse_seeds, select_datasets, start_pool_server
+    from eegkd_bench.cell import make_context
+    from eegkd_bench.data.catalog import select_datasets
+    from eegkd_bench.executors.pool import start_pool_server
+    from eegkd_bench.presets import PRESETS, parse_seeds
+    from eegkd_bench.runner import Grid
 
+    if args.export and not args.dry_run:
+        from eegkd_bench.export import require_deploy
+
+        require_deploy()  # before any training, not after it
     preset = PRESETS[args.preset]
     explicit_jobs = args.jobs is not None
     if args.jobs is None:
@@ -264,9 +275,17 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     ok = [r for r in records if r.get("status") == "ok"]
     print(f"done: {len(ok)} ok, {len(failed)} failed, {len(plan.skipped)} skipped, {done_before} already finished; "
           f"results in {ctx.results.root}", file=sys.stderr)
+    export_failures: list[str] = []
+    if args.export:
+        from eegkd_bench.export_cell import export_grid
+
+        export_failures = export_grid(plan.finished + plan.cells, ctx, reg, plan.windows,
+                                      report=lambda line: print(line, file=sys.stderr))
+        for line in export_failures:
+            print(f"export failed: {line}", file=sys.stderr)
     if not args.no_leaderboard:
         _write_board([ctx.results.root], Path(ctx.results.root) / "leaderboard", argv)
-    return EXIT_FAILED_CELLS if failed else EXIT_OK
+    return EXIT_FAILED_CELLS if failed or export_failures else EXIT_OK
 
 
 def _slurm_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -334,7 +353,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _load_windows(reg: Any, name: str, data_dir: str | None, cache_dir: str | None) -> Any:
     from eegkd_bench.data.cache import default_cache_dir
-    from eegkd_bench.runner import load_dataset
+    from eegkd_bench.data.catalog import load_dataset
 
     return load_dataset(reg, name, data_dir or os.environ.get("EEGKD_DATA"),
                         Path(cache_dir) if cache_dir else default_cache_dir())

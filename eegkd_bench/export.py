@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from eegkd_bench.api import InputSpec, UserError
+from eegkd_bench.api import InputSpec
+from eegkd_bench.errors import UserError
 
 #: ONNX opset of every export: the lowest the torch.export-based exporter emits, so the file
 #: loads in the widest range of runtimes (ONNX Runtime >= 1.14, and the embedded ones that track it).

@@ -1,85 +1,36 @@
-"""Ship a finished cell: keep its deployed student's weights, rebuild it later, export it with a sidecar.
+"""Ship a finished cell: its deployed student as ONNX (fp32 and int8) with a JSON sidecar.
 
-Every finished cell stores the weights of its deployed model (never the router, probe or
-teacher) as ``<results>/weights/<key>.pt`` with what rebuilds it: the student and distiller
-names and options, the input spec and the teacher layout the distiller was built for.
-:func:`export_cell` turns that into a folder holding the fp32 ONNX file, its int8 twin and a
-JSON sidecar, written in a temporary folder that is renamed into place only when complete.
+:func:`export_cell` rebuilds the deployed student from the weights kept with the cell
+(:mod:`eegkd_bench.weights`), checks parity on the cell's test windows, quantizes to int8 with
+its training windows, and writes ``<out>/<key>/`` in a temporary folder renamed into place only
+when complete. :func:`export_grid` does it for every finished cell of a run (``run --export``)
+and stores the figures, with the teacher's fp32 figures, in each record.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import platform
-import shutil
 import socket
 import tempfile
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from torch import nn
-
-from eegkd_bench.api import Distiller, EEGWindows, InputSpec, TeacherInfo, UserError
+from eegkd_bench.api import EEGWindows
+from eegkd_bench.errors import UserError, one_line
 from eegkd_bench.registry import Registry
 from eegkd_bench.results import ResultStore
+from eegkd_bench.storage import atomic_directory, atomic_write_text, file_sha256
+from eegkd_bench.weights import rebuild_deployed
 
-WEIGHTS_FORMAT = 1
+
+if TYPE_CHECKING:
+    from eegkd_bench.cell import CellSpec, RunContext
+
 FP32_FILE, INT8_FILE, SIDECAR_FILE = "student.onnx", "student.int8.onnx", "student.json"
-
-
-# ------------------------------------------------------------------- weights
-def weights_payload(distiller: Distiller, *, student: str, student_options: dict[str, Any], distiller_name: str,
-                    spec: InputSpec, teacher: TeacherInfo | None) -> dict[str, Any]:
-    """Everything that rebuilds ``distiller.deployed()`` with its trained weights (``torch.load``-safe)."""
-    deployed = distiller.deployed()
-    return {
-        "format": WEIGHTS_FORMAT,
-        "student": student, "student_options": dict(student_options),
-        "distiller": distiller_name, "distiller_options": dict(distiller.hparams),
-        "spec": dataclasses.asdict(spec),
-        "teacher_info": None if teacher is None else {
-            "name": teacher.name, "layer_names": list(teacher.layer_names), "n_classes": teacher.n_classes,
-            "feature_shapes": {k: list(v) for k, v in teacher.feature_shapes.items()}},
-        "state_dict": {k: v.detach().cpu().clone() for k, v in deployed.state_dict().items()},
-    }
-
-
-def save_weights(store: ResultStore, key: str, distiller: Distiller, **identity: Any) -> dict[str, Any]:
-    """Store a finished cell's deployed weights; returns the record's ``student_weights`` entry."""
-    from eegkd_bench.data.cache import file_sha256
-
-    path = store.put_weights(key, weights_payload(distiller, **identity))
-    return {"path": str(path.relative_to(store.root)), "sha256": file_sha256(path),
-            "size_kb": path.stat().st_size / 1024.0}
-
-
-def rebuild_deployed(payload: dict[str, Any], registry: Registry, *, what: str) -> nn.Module:
-    """The deployed model of a stored payload, with its trained weights, in eval mode."""
-    if payload.get("format") != WEIGHTS_FORMAT:
-        raise UserError(f"{what}: stored weights have format {payload.get('format')!r}, this eegkd-bench reads "
-                        f"format {WEIGHTS_FORMAT}; use the eegkd-bench version that ran the cell")
-    spec = InputSpec(**payload["spec"])
-    info = payload.get("teacher_info")
-    teacher = None if info is None else TeacherInfo(
-        info["name"], tuple(info["layer_names"]), {k: tuple(v) for k, v in info["feature_shapes"].items()},
-        int(info["n_classes"]))
-    try:
-        student = registry.get("students", payload["student"]).factory(spec, **payload["student_options"])
-        distiller = registry.get("distillers", payload["distiller"]).factory(
-            student=student, teacher=teacher, spec=spec, **payload["distiller_options"])
-        deployed = distiller.deployed()
-        deployed.load_state_dict(payload["state_dict"], strict=True)
-    except UserError as exc:
-        raise UserError(f"{what}: cannot rebuild the deployed student: {exc}") from None
-    except (RuntimeError, KeyError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{what}: the stored weights do not fit the installed {payload['student']} / "
-                        f"{payload['distiller']} plugins ({first}); use the plugin versions that ran the cell") from None
-    return deployed.eval()
+#: Test windows of the teacher's parity check (its export is a reference figure, not a shipped file).
+TEACHER_PARITY_WINDOWS = 32
 
 
 # ------------------------------------------------------------------ selection
@@ -139,42 +90,54 @@ def export_cell(record: dict[str, Any], payload: dict[str, Any], windows: EEGWin
 
     Parity and int8 metrics use the cell's test windows, int8 calibration its training windows.
     """
-    from eegkd_bench import export as ex
-    from eegkd_bench.metrics import compute_metrics
+    from eegkd_bench.export import require_deploy
 
-    ex.require_deploy()
+    require_deploy()
     key = record["key"]
     what = f"{record['student']} of cell {key} ({record['distiller']})"
     if record.get("data_checksum") and windows.checksum != record["data_checksum"]:
         raise UserError(f"dataset {windows.name} changed since cell {key} ran (checksum {windows.checksum[:12]} vs "
                         f"{str(record['data_checksum'])[:12]}); export needs the windows it was tested on")
     model = rebuild_deployed(payload, registry, what=what)
+    if dataclasses.asdict(windows.input_spec()) != payload["spec"]:
+        raise UserError(f"{what}: built for input {payload['spec']}, the dataset now gives "
+                        f"{dataclasses.asdict(windows.input_spec())}")
+    folder = Path(out_dir) / key
+    try:
+        with atomic_directory(folder) as tmp:
+            figures = _write_bundle(tmp, record, payload, windows, model, what, preprocessing or {})
+    except OSError as exc:
+        raise UserError(f"cannot write {folder} ({exc.strerror or exc}); pass a writable --out folder") from None
+    return figures, folder
+
+
+def _write_bundle(tmp: Path, record: dict[str, Any], payload: dict[str, Any], windows: EEGWindows, model: Any,
+                  what: str, preprocessing: dict[str, Any]) -> dict[str, Any]:
+    """Write the fp32 file, the int8 file and the sidecar into ``tmp``; returns the record's figures."""
+    from eegkd_bench import export as ex
+    from eegkd_bench.metrics import compute_metrics
+
     spec = windows.input_spec()
-    if dataclasses.asdict(spec) != payload["spec"]:
-        raise UserError(f"{what}: built for input {payload['spec']}, the dataset now gives {dataclasses.asdict(spec)}")
     X_te, y_te = windows.part("test")
     key_metric = record.get("key_metric") or next(iter(record.get("metrics") or {}), "balanced_accuracy")
-    with publishing(out_dir / key) as tmp:
-        fp32, logits = ex.fp32_figures(model, spec, tmp / FP32_FILE, X_te, what=what)
-        fp32_metrics = compute_metrics(y_te, logits, windows.n_classes)
-        calibration = ex.calibration_windows(windows.part("train")[0])
-        quant = ex.quantize_int8(tmp / FP32_FILE, tmp / INT8_FILE, calibration)
-        sess8 = ex.session(tmp / INT8_FILE)
-        int8_metrics = compute_metrics(y_te, ex.onnx_logits(sess8, X_te), windows.n_classes)
-        int8 = {"size_kb": ex.size_kb(tmp / INT8_FILE), **ex.latency_ms(sess8, spec), "metrics": int8_metrics,
-                "key_metric_drop": float(fp32_metrics[key_metric] - int8_metrics[key_metric])}
-        figures = {"opset": ex.OPSET, "fp32": fp32, "int8": int8}
-        sidecar = _sidecar(record, payload, windows, figures, fp32_metrics, quant, key_metric, tmp,
-                           preprocessing or {}, n_test=len(X_te))
-        (tmp / SIDECAR_FILE).write_text(json.dumps(sidecar, indent=1, default=_json_default), encoding="utf-8")
-    return figures, out_dir / key
+    fp32, logits = ex.fp32_figures(model, spec, tmp / FP32_FILE, X_te, what=what)
+    fp32_metrics = compute_metrics(y_te, logits, windows.n_classes)
+    quant = ex.quantize_int8(tmp / FP32_FILE, tmp / INT8_FILE, ex.calibration_windows(windows.part("train")[0]))
+    sess8 = ex.session(tmp / INT8_FILE)
+    int8_metrics = compute_metrics(y_te, ex.onnx_logits(sess8, X_te), windows.n_classes)
+    int8 = {"size_kb": ex.size_kb(tmp / INT8_FILE), **ex.latency_ms(sess8, spec), "metrics": int8_metrics,
+            "key_metric_drop": float(fp32_metrics[key_metric] - int8_metrics[key_metric])}
+    figures = {"opset": ex.OPSET, "fp32": fp32, "int8": int8}
+    sidecar = _sidecar(record, payload, windows, figures, fp32_metrics, quant, key_metric, tmp, preprocessing,
+                       n_test=len(X_te))
+    (tmp / SIDECAR_FILE).write_text(json.dumps(sidecar, indent=1), encoding="utf-8")
+    return figures
 
 
 def _sidecar(record: dict[str, Any], payload: dict[str, Any], windows: EEGWindows, figures: dict[str, Any],
              fp32_metrics: dict[str, float], quant: dict[str, Any], key_metric: str, folder: Path,
              preprocessing: dict[str, Any], n_test: int) -> dict[str, Any]:
     from eegkd_bench import export as ex
-    from eegkd_bench.data.cache import file_sha256
     from eegkd_bench.results import versions
 
     c, t = windows.n_channels, windows.n_samples
@@ -213,36 +176,56 @@ def _sidecar(record: dict[str, Any], payload: dict[str, Any], windows: EEGWindow
     }
 
 
-class publishing:
-    """A temporary sibling folder to fill; renamed to ``final`` only when the block succeeds."""
+# ------------------------------------------------------------------ run --export
+def teacher_figures(prepared: Any, windows: EEGWindows, cache_dir: Path) -> dict[str, float]:
+    """The fine-tuned teacher's fp32 ONNX figures (same runtime as the students'), cached beside the teacher."""
+    from eegkd_bench import export as ex
 
-    def __init__(self, final: Path) -> None:
-        self.final = Path(final)
+    path = Path(cache_dir) / "teachers" / prepared.key / f"export-fp32-opset{ex.OPSET}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    X = windows.part("test")[0][:TEACHER_PARITY_WINDOWS]
+    with tempfile.TemporaryDirectory() as tmp:
+        figures, _ = ex.fp32_figures(prepared.model, windows.input_spec(), Path(tmp) / "teacher.onnx", X,
+                                     what=f"teacher {prepared.name}")
+    try:
+        atomic_write_text(path, json.dumps(figures), sync=False)
+    except OSError:
+        pass  # measured again next time
+    return figures
 
-    def __enter__(self) -> Path:
+
+def export_grid(cells: list[CellSpec], ctx: RunContext, registry: Registry, windows: dict[str, EEGWindows],
+                report: Any = None) -> list[str]:
+    """Export every finished cell of ``cells`` that has no export figures yet into ``<results>/exports/``.
+
+    Stores ``export`` and ``teacher_export`` in each record (``export_error`` when it fails);
+    returns one line per failed cell.
+    """
+    from eegkd_bench.cell import cell_key, prepare_cell_teacher, teacher_init_of
+
+    failures: list[str] = []
+    for cell in cells:
+        if cell.dataset not in windows:
+            continue
+        w = windows[cell.dataset]
+        record = ctx.results.get(cell_key(cell, w, teacher_init_of(cell.teacher_checkpoint)))
+        if not record or record.get("status") != "ok" or ("export" in record and "teacher_export" in record):
+            continue
         try:
-            self.final.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{self.final.name[:16]}-", dir=self.final.parent))
-        except OSError as exc:
-            raise UserError(f"cannot write to {self.final.parent} ({exc.strerror or exc}); pass a writable --out "
-                            "folder") from None
-        return self.tmp
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        try:
-            if exc_type is None:
-                if self.final.exists():  # replace an earlier export: move it aside, then swap
-                    trash = self.final.with_name(f".trash-{self.final.name[:16]}-{uuid.uuid4().hex[:8]}")
-                    os.rename(self.final, trash)
-                    shutil.rmtree(trash, ignore_errors=True)
-                os.rename(self.tmp, self.final)
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (tuple, set)):
-        return list(obj)
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+            figures, folder = export_cell(record, load_cell_weights(ctx.results, record), w, registry,
+                                          ctx.results.root / "exports",
+                                          preprocessing=dataset_preprocessing(registry, cell.dataset))
+            teacher = teacher_figures(prepare_cell_teacher(cell, ctx, registry, w), w, ctx.cache_dir)
+        except Exception as exc:  # one cell that cannot ship does not stop the others
+            failures.append(f"{cell.label()}: {one_line(exc)}")
+            ctx.results.put({**record, "export_error": one_line(exc)})
+            continue
+        record = {k: v for k, v in record.items() if k != "export_error"}
+        ctx.results.put({**record, "export": figures, "teacher_export": {"fp32": teacher}})
+        if report is not None:
+            report(f"exported {cell.label()}: {figures['fp32']['size_kb']:.1f} KB fp32 / "
+                   f"{figures['int8']['size_kb']:.1f} KB int8, {figures['fp32']['latency_ms']:.3f} ms → {folder}")
+    return failures

@@ -12,17 +12,19 @@ pytest.importorskip("onnxruntime", reason="needs the deploy extra: pip install '
 pytest.importorskip("onnxscript", reason="needs the deploy extra: pip install 'eegkd-bench[deploy]'")
 
 from eegkd_bench import export as ex  # noqa: E402
-from eegkd_bench.api import Availability, EEGWindows, InputSpec, TeacherInfo, UserError  # noqa: E402
-from eegkd_bench.cli import main  # noqa: E402
-from eegkd_bench.export_cell import (  # noqa: E402
-    FP32_FILE,
-    INT8_FILE,
-    SIDECAR_FILE,
-    export_cell,
-    find_cell,
-    save_weights,
+from eegkd_bench.api import (  # noqa: E402
+    Availability,
+    EEGWindows,
+    InputSpec,
+    ModelOutput,
+    TeacherInfo,
+    TeacherModel,
+    UserError,
 )
+from eegkd_bench.cli import main  # noqa: E402
+from eegkd_bench.export_cell import FP32_FILE, INT8_FILE, SIDECAR_FILE, export_cell, find_cell  # noqa: E402
 from eegkd_bench.results import ResultStore  # noqa: E402
+from eegkd_bench.weights import save_weights  # noqa: E402
 
 SPEC = InputSpec(n_channels=4, n_samples=400, n_classes=3, sfreq=200.0)  # the shortest window every student takes
 # A teacher layout (channels, patches, width) like cbramod-mini's at this input: MiC projects into it.
@@ -111,6 +113,26 @@ class ToyDataset:
                 "scaling": "microvolts / 100"}
 
 
+class PatchTeacher(TeacherModel):
+    """A tiny teacher with two (B, C, P, D) layers of 1-s patches."""
+
+    feature_names = ("layer_1", "layer_2")
+
+    def __init__(self, spec: InputSpec) -> None:
+        super().__init__()
+        self.p = spec.n_samples // 200
+        self.embed = torch.nn.Linear(200, 16)
+        self.mix = torch.nn.Linear(16, 16)
+        self.head = torch.nn.Linear(16, spec.n_classes)
+
+    def forward_features(self, x):
+        b, c, _ = x.shape
+        h1 = torch.tanh(self.embed(x.reshape(b, c, self.p, 200)))
+        h2 = torch.tanh(self.mix(h1))
+        emb = h2.mean(dim=(1, 2))
+        return ModelOutput(self.head(emb), {"layer_1": h1, "layer_2": h2}, emb)
+
+
 @pytest.fixture
 def toy_registry(monkeypatch):
     from eegkd_bench.registry import Entry, Registry
@@ -118,6 +140,7 @@ def toy_registry(monkeypatch):
     real = _registry()
     reg = Registry()
     reg.add(Entry("datasets", "toy-export", ToyDataset, "tests"))
+    reg.add(Entry("teachers", "patch-teacher", lambda spec, **kw: PatchTeacher(spec), "tests"))
     reg.add(real.get("students", "eegnet"))
     for name in ("none", "dlink"):
         reg.add(real.get("distillers", name))
@@ -243,3 +266,24 @@ def test_missing_deploy_extra_exits_2_naming_the_extra(tmp_path, monkeypatch, ca
     assert main(["export", "abc", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "pip install 'eegkd-bench[deploy]'" in err and err.count("\n") == 1
+
+
+def test_run_export_ships_every_finished_cell_and_the_teacher(tmp_path, toy_registry, capsys):
+    """A run keeps each cell's weights; ``run --export`` on the finished grid exports them all."""
+    res = tmp_path / "res"
+    argv = ["run", "--methods", "none,dlink", "--students", "eegnet", "--teacher", "patch-teacher", "--datasets",
+            "toy-export", "--seeds", "0", "--epochs", "1", "--teacher-epochs", "1", "--jobs", "1", "--no-latency",
+            "--no-leaderboard", "--quiet", "--results", str(res), "--cache-dir", str(tmp_path / "cache")]
+    assert main(argv) == 0
+    records = [json.loads(p.read_text()) for p in sorted((res / "cells").glob("*.json"))]
+    assert len(records) == 2 and all(r["status"] == "ok" and "export" not in r for r in records)
+    for r in records:  # the deployed student only: MiC for dlink, no router or projector
+        payload = torch.load(res / r["student_weights"]["path"], weights_only=True)
+        assert not any(k.startswith(("router", "probe")) for k in payload["state_dict"])
+    assert main(argv + ["--export"]) == 0
+    capsys.readouterr()
+    for r in [json.loads(p.read_text()) for p in sorted((res / "cells").glob("*.json"))]:
+        assert r["export"]["opset"] == ex.OPSET and r["export"]["fp32"]["max_abs_diff"] <= ex.PARITY_TOLERANCE
+        assert set(r["teacher_export"]) == {"fp32"}
+        assert set(r["teacher_export"]["fp32"]) == {"size_kb", "latency_ms", "latency_p95_ms", "max_abs_diff"}
+        assert (res / "exports" / r["key"] / SIDECAR_FILE).is_file()
