@@ -263,9 +263,12 @@ def test_export_error_cases_are_one_line_exit_2(tmp_path, toy_registry, capsys):
 
 def test_missing_deploy_extra_exits_2_naming_the_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
-    assert main(["export", "abc", "--results", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "pip install 'eegkd-bench[deploy]'" in err and err.count("\n") == 1
+    for argv in (["export", "abc", "--results", str(tmp_path)],
+                 ["run", "--export", "--results", str(tmp_path / "res")]):  # refused before any training
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "pip install 'eegkd-bench[deploy]'" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "res").exists()
 
 
 def test_run_export_ships_every_finished_cell_and_the_teacher(tmp_path, toy_registry, capsys):
