@@ -271,21 +271,33 @@ def test_missing_deploy_extra_exits_2_naming_the_extra(tmp_path, monkeypatch, ca
     assert not (tmp_path / "res").exists()
 
 
-def test_run_export_ships_every_finished_cell_and_the_teacher(tmp_path, toy_registry, capsys):
+def test_run_export_ships_every_finished_cell_and_the_teacher(tmp_path, toy_registry, capsys, monkeypatch):
     """A run keeps each cell's weights; ``run --export`` on the finished grid exports them all."""
     res = tmp_path / "res"
-    argv = ["run", "--methods", "none,dlink", "--students", "eegnet", "--teacher", "patch-teacher", "--datasets",
+    argv = ["run", "--methods", "dlink", "--students", "eegnet", "--teacher", "patch-teacher", "--datasets",
             "toy-export", "--seeds", "0", "--epochs", "1", "--teacher-epochs", "1", "--jobs", "1", "--no-latency",
             "--no-leaderboard", "--quiet", "--results", str(res), "--cache-dir", str(tmp_path / "cache")]
     assert main(argv) == 0
     records = [json.loads(p.read_text()) for p in sorted((res / "cells").glob("*.json"))]
-    assert len(records) == 2 and all(r["status"] == "ok" and "export" not in r for r in records)
-    for r in records:  # the deployed student only: MiC for dlink, no router or projector
-        payload = torch.load(res / r["student_weights"]["path"], weights_only=True)
-        assert not any(k.startswith(("router", "probe")) for k in payload["state_dict"])
+    assert len(records) == 1 and records[0]["status"] == "ok" and "export" not in records[0]
+    payload = torch.load(res / records[0]["student_weights"]["path"], weights_only=True)
+    assert any(k.startswith("compressor.") for k in payload["state_dict"])  # the MiC student, deployed
+    assert not any(k.startswith(("router", "probe", "student.")) for k in payload["state_dict"])
+
+    def unsupported(*args, **kwargs):
+        raise UserError("int8 quantization of student.onnx failed: operator FancyOp has no int8 kernel")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ex, "quantize_int8", unsupported)
+        assert main(argv + ["--export"]) == 1  # the cell stays finished; its export failed, said in one line
+    assert "FancyOp" in capsys.readouterr().err
+    rec = json.loads(next((res / "cells").glob("*.json")).read_text())
+    assert "FancyOp" in rec["export_error"] and "export" not in rec
+    assert not any((res / "exports").iterdir())
     assert main(argv + ["--export"]) == 0
     capsys.readouterr()
     for r in [json.loads(p.read_text()) for p in sorted((res / "cells").glob("*.json"))]:
+        assert "export_error" not in r
         assert r["export"]["opset"] == ex.OPSET and r["export"]["fp32"]["max_abs_diff"] <= ex.PARITY_TOLERANCE
         assert set(r["teacher_export"]) == {"fp32"}
         assert set(r["teacher_export"]["fp32"]) == {"size_kb", "latency_ms", "latency_p95_ms", "max_abs_diff"}
