@@ -91,25 +91,28 @@ def to_onnx(model: nn.Module, spec: InputSpec, path: Path, *, what: str) -> None
     except UserError:
         raise
     except Exception as exc:
-        raise UserError(f"cannot export {what} to ONNX: {unsupported_operator(exc)}; "
-                        "rewrite that part of the model with standard tensor operations") from None
+        raise UserError(f"cannot export {what} to ONNX: {unsupported_operator(exc)}") from None
     if not path.is_file():
         raise UserError(f"cannot export {what} to ONNX: the exporter wrote no file at {path}")
 
 
 def unsupported_operator(exc: BaseException) -> str:
-    """What stopped an export or an ONNX Runtime session, naming the operator when the message does."""
-    text = " ".join(str(e) for e in (exc, exc.__cause__) if e is not None)
-    patterns = (
-        (r"No ONNX function found for <OpOverload\(op='([\w.]+)'", "operator {} has no ONNX translation"),
-        (r"target=torch\.ops\.([\w.]+?)(?:\.default)?\]", "operator {} has no ONNX translation"),
-        (r"Could not find an implementation for (\w+)\((\d+)\)", "ONNX Runtime has no CPU kernel for {}"),
-        (r"data-dependent expression.*?code: ([^\n]+)", "data-dependent Python control flow ({})"),
-    )
-    for pattern, message in patterns:
-        m = re.search(pattern, text, re.S)
-        if m:
-            return message.format(m.group(1).strip())
+    """What stopped an export or an ONNX Runtime session, in one line, naming the operator when the message does."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(e) for e in (exc, exc.__cause__) if e is not None))
+    m = re.search(r"No ONNX function found for <OpOverload\(op='([\w.]+)'", text) \
+        or re.search(r"target=torch\.ops\.([\w.]+?)(?:\.default)?\]", text)
+    if m:
+        return f"operator {m.group(1)} has no ONNX translation at opset {OPSET}"
+    m = re.search(r"Could not find an implementation for (\w+)\(\d+\)", text)
+    if m:
+        return f"ONNX Runtime has no CPU kernel for operator {m.group(1)}"
+    m = re.search(r"data-dependent expression.*?File \"([^\"]+)\", line (\d+)[^\n]*\n\s*([^\n]+)", text, re.S)
+    if m:
+        return (f"data-dependent Python control flow at {Path(m.group(1)).name}:{m.group(2)} ({m.group(3).strip()}); "
+                "skip it while torch.compiler.is_exporting()")
+    m = re.search(r"<class '([\w.]+)'>: ([^\n]+)", text)  # the exporter's own exception summary
+    if m:
+        return f"{m.group(1).rsplit('.', 1)[-1]}: {m.group(2).strip()}"
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
 
