@@ -200,10 +200,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     from eegkd_bench.plugins import get_registry
-    from eegkd_bench.runner import parse_seeds
+    from eegkd_bench.presets import parse_seeds
 
     reg = get_registry()
-    subjects = list(parse_seeds(args.subjects)) if args.subjects else None
+    try:
+        subjects = list(parse_seeds(args.subjects)) if args.subjects else None
+    except UserError:
+        raise UserError(f"invalid --subjects {args.subjects!r}; expected subject numbers like 1,2,5 or 1-9") from None
     for name in reg.select("datasets", args.names, allow_all=False):
         ds = reg.get("datasets", name).factory()
         if not callable(getattr(ds, "download", None)):

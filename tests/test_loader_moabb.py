@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from eegkd_bench.api import DataUnavailable
-from eegkd_plugins import moabb_datasets as md
+from eegkd_plugins.moabb_datasets import base as md
 from fixtures_real import write_bnci_mat, write_physionet_run
 
 BNCI_DIR = Path("MNE-bnci-data") / "~bci" / "database" / "001-2014"

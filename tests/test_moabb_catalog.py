@@ -20,8 +20,8 @@ import pytest
 
 from eegkd_bench.api import UserError
 from eegkd_bench.cli import main
-from eegkd_plugins import moabb_catalog as mc
-from eegkd_plugins import moabb_datasets as md
+from eegkd_plugins.moabb_datasets import catalog as mc
+from eegkd_plugins.moabb_datasets import base as md
 
 CHANNELS = ["Fz", "C3", "Cz", "C4", "Pz", "O1", "Oz", "O2"]
 
@@ -78,7 +78,7 @@ def test_names_resolve_case_insensitively_with_suggestions():
 
 
 def test_all_keeps_moabb_catalog_out_and_quick_stays_simulated():
-    from eegkd_bench.runner import select_datasets
+    from eegkd_bench.data.catalog import select_datasets
 
     reg = _registry()
     everything = reg.select("datasets", "all")
@@ -131,7 +131,7 @@ def fake_raw(ds, subject: int, sfreq: float, n_per_class: int = 6):
     """One run as MOABB returns it: EEG in volts plus a stim channel with the dataset's event codes."""
     import mne
 
-    from eegkd_plugins.moabb_catalog import PARADIGMS
+    from eegkd_plugins.moabb_datasets.catalog import PARADIGMS
 
     events = PARADIGMS[ds.paradigm][2] or tuple(ds.event_id)
     codes = [v if isinstance(v, int) else v[0] for v in (ds.event_id[e] for e in events)]
@@ -213,10 +213,13 @@ def test_download_list_load_and_kd_cell(name, sfreq, window, classes, roots, mon
     first = w.X[w.y == len(classes) - 1][:, :, : int(min(window, 0.8) * 200)]
     assert first[:, : len(classes)].std() > 3 * first[:, len(classes):].std()
 
-    from eegkd_bench.progress import PlainReporter
-    from eegkd_bench.runner import PRESETS, Grid, make_context
-    from eegkd_bench.training import TrainConfig
     import dataclasses
+
+    from eegkd_bench.cell import make_context
+    from eegkd_bench.presets import PRESETS
+    from eegkd_bench.progress import PlainReporter
+    from eegkd_bench.runner import Grid
+    from eegkd_bench.training import TrainConfig
 
     ctx = make_context(root.parent / "results", cache, str(root), latency=False)
     preset = dataclasses.replace(PRESETS["quick"], teacher_cfg=TrainConfig(epochs=1, batch_size=16),

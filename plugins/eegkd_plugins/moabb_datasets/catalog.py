@@ -31,7 +31,7 @@ from typing import Any
 
 from eegkd_bench.api import Availability, UserError
 from eegkd_bench.data import preprocess as pp
-from eegkd_plugins.moabb_datasets import (
+from eegkd_plugins.moabb_datasets.base import (
     MANIFEST_DIR,
     MoabbDataset,
     _moabb_version,

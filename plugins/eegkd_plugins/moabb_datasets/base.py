@@ -1,9 +1,11 @@
-"""MOABB datasets, read by MOABB's own dataset and paradigm classes, never downloaded by us.
+"""MOABB datasets, read by MOABB's own dataset and paradigm classes, downloaded only on request.
 
-Registered: ``bnci2014_001`` (BCI Competition IV 2a) and ``physionetmi``
+Here: ``bnci2014_001`` (BCI Competition IV 2a) and ``physionetmi``
 (PhysioNet EEG Motor Movement/Imagery), preprocessed as CBraMod's
-``preprocessing_bciciv2a.py`` / ``preprocessing_physio.py`` do, and
-:class:`MoabbDataset` for any other MOABB dataset::
+``preprocessing_bciciv2a.py`` / ``preprocessing_physio.py`` do; every other
+MOABB dataset of the motor imagery, P300 and SSVEP paradigms is registered by
+:mod:`eegkd_plugins.moabb_datasets.catalog` under its MOABB name. :class:`MoabbDataset`
+takes any MOABB dataset and paradigm::
 
     from eegkd_plugins.moabb_datasets import MoabbDataset
     register("bnci2014_004", lambda: MoabbDataset("BNCI2014_004", "LeftRightImagery"))
@@ -12,6 +14,10 @@ Where the files are: MOABB's own place, ``<MNE root>/MNE-<sign>-data/...``,
 with the MNE root taken from ``data_dir`` / ``$EEGKD_DATA`` when that folder
 holds ``MNE-<sign>-data`` (directly or under ``mne_data/``), else MNE's
 ``MNE_DATASETS_<SIGN>_PATH`` / ``MNE_DATA`` configuration, else ``~/mne_data``.
+
+Downloads happen only through :meth:`MoabbDataset.download` (``eegkd-bench
+download NAME``), which runs MOABB's downloader subject by subject and records
+the files it fetched in ``<root>/eegkd-moabb/<Dataset>.json``.
 
 Offline guarantee: availability and the not-downloaded failure never import
 MOABB (importing it takes seconds) and never call a downloader; loading runs
@@ -34,7 +40,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from eegkd_bench import hookimpl
 from eegkd_bench.api import Availability, DataUnavailable, Dataset, EEGWindows, UserError
 from eegkd_bench.data import preprocess as pp
 
@@ -608,12 +613,3 @@ class PhysionetMI(MoabbDataset):
         """``<root>/MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf`` for the six imagery runs."""
         folder = root / "MNE-eegbci-data" / "files" / "eegmmidb" / "1.0.0" / f"S{subject:03d}"
         return [folder / f"S{subject:03d}R{r:02d}.edf" for r in PHYSIONET_RUNS]
-
-
-@hookimpl
-def eegkd_register_datasets(register: Any) -> None:
-    register("bnci2014_001", BNCI2014_001, description=BNCI2014_001.description)
-    register("physionetmi", PhysionetMI, description=PhysionetMI.description)
-    from eegkd_plugins.moabb_catalog import register_catalog  # it builds on the classes above
-
-    register_catalog(register, taken={"bnci2014_001", "physionetmi"})
