@@ -229,3 +229,29 @@ def test_download_list_load_and_kd_cell(name, sfreq, window, classes, roots, mon
     assert record["status"] == "ok", record.get("error")
     assert record["dataset"] == name.lower() and 0.0 <= record["metrics"]["balanced_accuracy"] <= 1.0
     assert record["data_kind"] == "real" and record["n_classes"] == len(classes)
+
+
+def test_split_rule_is_subject_disjoint_and_documented():
+    """The first 70 % of the subjects train, the next 15 % validate, the rest test (docs/real_datasets.md)."""
+    reg = _registry()
+    lee = reg.get("datasets", "Lee2019_MI").factory().split_of(list(range(1, 55)))
+    assert [s for s in range(1, 55) if lee[s] == "val"] == list(range(38, 46))
+    assert [s for s in range(1, 55) if lee[s] == "test"] == list(range(46, 55))
+    bnci = reg.get("datasets", "bnci2014_004").factory().split_of(list(range(9, 0, -1)))  # order given: irrelevant
+    assert [bnci[s] for s in range(1, 10)] == ["train"] * 6 + ["val"] + ["test"] * 2
+
+
+def test_windows_come_one_subject_at_a_time(roots, monkeypatch):
+    """The loader is a per-subject generator: each subject is read only when its windows are asked for."""
+    root, _ = roots
+    opened = patch_moabb_files(monkeypatch, "BNCI2014_009", 256.0)
+    ds = _registry().get("datasets", "bnci2014_009").factory()
+    ds.download(str(root), [1, 2, 3], progress=lambda msg: None)
+    log = md.pp.SkipLog(ds.name)
+    gen = ds.iter_subjects(root, [1, 2, 3], {1: "train", 2: "val", 3: "test"}, log)
+    assert opened == []
+    seen = []
+    for sub in gen:
+        seen.append((sub.subject, sub.split, len(opened)))
+        assert sub.X.shape == (12, len(CHANNELS), 200) and sub.ch_names == CHANNELS
+    assert seen == [("1", "train", 1), ("2", "val", 2), ("3", "test", 3)]

@@ -42,6 +42,7 @@ import numpy as np
 
 from eegkd_bench.api import Availability, DataUnavailable, Dataset, EEGWindows, UserError
 from eegkd_bench.data import preprocess as pp
+from eegkd_bench.errors import one_line
 
 RECIPE_VERSION = 1
 
@@ -204,12 +205,12 @@ def read_manifest(root: Path, dataset_class: str) -> dict[str, Any] | None:
         return None
 
 
-def _write_manifest(root: Path, dataset_class: str, manifest: dict[str, Any]) -> None:
-    path = manifest_path(root, dataset_class)
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON in one step: a reader sees the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, path)  # an interrupted download leaves the record of the subjects finished so far
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
 
 
 def download_root(data_dir: str | os.PathLike | None) -> Path:
@@ -229,12 +230,15 @@ def _flat_paths(value: Any) -> list[str]:
     return []
 
 
+_NETWORK_MODULES = ("requests", "urllib3", "httpx", "httpcore", "socket", "ssl")
+
+
 def _network_error(exc: BaseException) -> bool:
     """Whether ``exc`` (or what caused it) is a failed connection rather than a bad file."""
     seen: BaseException | None = exc
     while seen is not None:
         top = type(seen).__module__.split(".")[0]
-        if isinstance(seen, (ConnectionError, TimeoutError, socket.gaierror)) or top in ("requests", "urllib3", "httpx", "httpcore", "socket", "ssl"):
+        if isinstance(seen, (ConnectionError, TimeoutError, socket.gaierror)) or top in _NETWORK_MODULES:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -424,8 +428,7 @@ class MoabbDataset(Dataset):
             except (UserError, KeyboardInterrupt):
                 raise
             except Exception as exc:
-                line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                what = f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+                what = one_line(exc)
                 if _network_error(exc):
                     raise UserError(f"{self.name}: cannot download subject {s}: MOABB's server is unreachable "
                                     f"({what}); run `eegkd-bench download {self.dataset_class}` on a machine "
@@ -433,7 +436,7 @@ class MoabbDataset(Dataset):
                 raise UserError(f"{self.name}: MOABB's download of subject {s} failed ({what})") from None
             manifest["subjects"][str(s)] = [os.path.relpath(p, root) if Path(p).is_relative_to(root) else p
                                             for p in paths]
-            _write_manifest(root, self.dataset_class, manifest)
+            write_json(manifest_path(root, self.dataset_class), manifest)  # progress survives an interruption
         return root
 
     # -- the contract

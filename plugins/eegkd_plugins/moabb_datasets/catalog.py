@@ -24,7 +24,6 @@ import functools
 import importlib.util
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,8 @@ from eegkd_plugins.moabb_datasets.base import (
     MANIFEST_DIR,
     MoabbDataset,
     _moabb_version,
-    manifest_path,
     read_manifest,
+    write_json,
 )
 
 #: MOABB paradigm (``dataset.paradigm``) -> (MOABB paradigm class, our label, fixed event order or None).
@@ -156,10 +155,7 @@ def remember_classes() -> None:
             continue
         facts[name] = {**asdict(f), "n_channels": f.n_channels or summary.n_channels}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(facts, indent=0))
-        os.replace(tmp, path)
+        write_json(path, facts)
     except OSError:  # a read-only cache only costs the exact listing
         pass
     known_facts.cache_clear()
