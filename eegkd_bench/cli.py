@@ -181,7 +181,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     table = Table(box=None, pad_edge=False)
     for col in ("name", "kind", "paradigm", "subjects", "classes", "channels", "window", "on disk", "size",
                 "where / how to get"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", min_width={"name": 12, "window": 6}.get(col))
     for r in rows:
         avail = "[green]yes" if r.get("available") else "[red]no"
         about = "" if r.get("exact", True) else "≈"  # facts from a summary table, not the dataset itself

@@ -102,7 +102,7 @@ def test_listing_is_offline_and_does_not_import_moabb(roots, monkeypatch, capsys
     assert len(moabb_rows) >= 140 and not any(r.get("error") for r in moabb_rows)
     lee = rows["lee2019_mi"]
     assert lee["paradigm"] == "motor imagery" and lee["subjects"] == 54 and lee["channels"] == 62
-    assert lee["available"] is False and "eegkd-bench download Lee2019_MI" in lee["how_to_get"]
+    assert lee["available"] is False and lee["how_to_get"] == "run `eegkd-bench download Lee2019_MI`"
     assert lee["exact"] is False  # from MOABB's summary table until MOABB was imported once
     assert rows["bnci2014_009"]["classes"] == "2: NonTarget, Target"
 

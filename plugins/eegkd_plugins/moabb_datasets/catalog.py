@@ -224,7 +224,7 @@ class CatalogDataset(MoabbDataset):
 
     def how_to_get(self, root: Path) -> str:
         """The short download hint of the listing (the root is shown beside it)."""
-        return f"download it with `eegkd-bench download {self.dataset_class}` (MOABB's downloader)"
+        return f"run `eegkd-bench download {self.dataset_class}`"
 
     def _missing_by_subject(self, root: Path) -> dict[Any, list[Path]]:
         """Per subject of MOABB's list, its recorded files that are not on disk (no record: nothing downloaded)."""
