@@ -495,6 +495,9 @@ class MoabbDataset(Dataset):
         ds = self.moabb_dataset()
         self.prepare(ds)
         paradigm = self.moabb_paradigm()
+        if not paradigm.is_valid(ds):  # MOABB's own check: the dataset's paradigm and events fit
+            raise UserError(f"{self.name}: MOABB's {self.paradigm_class} paradigm does not take {self.dataset_class} "
+                            f"(paradigm {ds.paradigm!r}, events {list(ds.event_id)})")
         classes = list(self.class_names) or list(paradigm.used_events(ds))
         if not self.class_names:
             self.class_names = tuple(classes)
