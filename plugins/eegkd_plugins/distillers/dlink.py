@@ -302,8 +302,18 @@ class DLink(Distiller):
         if self.mic is not None:
             rep["mic"] = self.mic.parts()
         if self.router is not None:
+            alpha = self.alpha_report()
             rep["router"] = {"mode": self.hparams["router_mode"], "fitted_before_training": self.router_fitted,
-                             **self.router_stats, **self.alpha_report()}
+                             **self.router_stats, **alpha}
+            if alpha:
+                # the leaderboard renders documented sections only (CONTRIBUTING.md, "Report sections")
+                rows = {"all classes": alpha["alpha_mean"]}
+                rows.update((f"class {c}", v) for c, v in alpha["alpha_per_class"].items())
+                rep["sections"] = {"router": {
+                    "title": "Router: mean weight per teacher layer", "columns": alpha["layers"], "rows": rows,
+                    "plot": "heatmap", "highlight": "max",
+                    "note": "two-stage mode: the frozen router's weights on the training windows; joint mode: "
+                            "the last epoch's"}}
         return rep
 
 
@@ -330,7 +340,10 @@ class DLinkNoMiC(DLink):
 
 @hookimpl
 def eegkd_register_distillers(register) -> None:
-    register("dlink", DLink, description="DLink (our reading): layer router + project-then-compress MiC + spectral")
-    register("dlink-norouter", DLinkNoRouter, description="DLink ablation: last teacher layer only, no router")
-    register("dlink-nospec", DLinkNoSpec, description="DLink ablation: no spectral term")
-    register("dlink-nomic", DLinkNoMiC, description="DLink ablation: plain student + training-only adapter")
+    register("dlink", DLink, role="proposed",
+             description="DLink (our reading): layer router + project-then-compress MiC + spectral")
+    register("dlink-norouter", DLinkNoRouter, role="ablation",
+             description="DLink ablation: last teacher layer only, no router")
+    register("dlink-nospec", DLinkNoSpec, role="ablation", description="DLink ablation: no spectral term")
+    register("dlink-nomic", DLinkNoMiC, role="ablation",
+             description="DLink ablation: plain student + training-only adapter")
