@@ -518,3 +518,27 @@ def test_export_without_pyarrow_says_what_to_install(tmp_path: Path, monkeypatch
         export_records(fixture_records(), tmp_path / "x.parquet", "parquet")
     with pytest.raises(UserError, match="expected csv or parquet"):
         export_records(fixture_records(), tmp_path / "x.xlsx", "xlsx")
+
+
+# ---------------------------------------------------------------------- CLI
+def test_results_csv_stdout_and_out_file_agree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from eegkd_bench.cli import main
+
+    store = _store(tmp_path / "r", fixture_records())
+    assert main(["results", "--results", str(store), "--format", "csv"]) == 0
+    stdout = capsys.readouterr().out
+    assert main(["results", "--results", str(store), "--format", "csv", "--out", str(tmp_path / "x.csv")]) == 0
+    assert stdout == (tmp_path / "x.csv").read_text()
+    assert "distiller_report.router.alpha_mean" in stdout.splitlines()[0]
+
+
+def test_leaderboard_cli_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from eegkd_bench.cli import main
+
+    store = _store(tmp_path / "r", fixture_records())
+    assert main(["leaderboard", "--results", str(store), "--reference", "kd", "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "Δ vs kd" in out and "- kd vs none:" in out and "- kd vs dlink:" in out
+    assert "Δ vs kd" in (tmp_path / "b" / "leaderboard.md").read_text()
+    assert main(["leaderboard", "--results", str(store), "--reference", "dlnk"]) == 2
+    assert "did you mean 'dlink'" in capsys.readouterr().err

@@ -111,7 +111,10 @@ def accuracy_flops_figure(points: pd.DataFrame, *, dataset: str, metric: str, si
         ylo, yhi = float(np.min(y - err)), float(np.max(y + err))
         ypad = max(yhi - ylo, 0.02) * 0.18
         ax.set_ylim(ylo - ypad, yhi + 1.6 * ypad)  # headroom for the teacher's label
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    decades = np.log10(ax.get_xlim()[1] / ax.get_xlim()[0])
+    # as many labelled ticks as fit: 1-2-3-5 within a decade, 1-2-5 over a few, powers of ten beyond
+    subs = (1.0, 2.0, 3.0, 5.0) if decades < 1.2 else (1.0, 2.0, 5.0) if decades < 2.5 else (1.0,)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: eng(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
     for _, t in teachers.iterrows():

@@ -49,8 +49,8 @@ def build_document(board: Board, paired_pooled: pd.DataFrame, paired_student: pd
     if board.roles.reference:
         legend.insert(3, f"Δ vs {board.roles.reference[0]}: this row minus the reference on the primary metric, "
                       "mean over pairs matched on (dataset, teacher, student backbone, seed); "
-                      f"* Wilcoxon signed-rank p (Holm) < {ALPHA}; † fewer than {MIN_PAIRS} non-tied pairs, "
-                      "no test.")
+                      f"* Wilcoxon signed-rank p (Holm) < {ALPHA}; unmarked: tested, not significant; † fewer "
+                      f"than {MIN_PAIRS} non-tied pairs, no test.")
     if board.simulated:
         legend.insert(0, "SIMULATED DATA: datasets marked (simulated) are generated EEG, not recordings.")
     after: list[tuple[str, list[str]]] = []
