@@ -17,6 +17,7 @@ def test_dlink_cell_router_section(tmp_path):
                          env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     (rec,) = [json.loads(p.read_text()) for p in (results / "cells").glob("*.json")]
+    assert rec["distiller_role"] == "proposed"  # from the plugin's registration, so the store reads alone
     section = rec["distiller_report"]["sections"]["router"]
     # the unit tests' fake report has the shape DLink really writes
     fake = router_report(0)["sections"]["router"]

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from eegkd_bench.api import UserError
+from eegkd_bench.errors import UserError
 from eegkd_bench.leaderboard.merge import canonical, created
 from eegkd_bench.leaderboard.roles import TEACHER_ROW, Roles, resolve_roles
 from eegkd_bench.metrics import HEADLINE, KEY_METRIC, METRICS

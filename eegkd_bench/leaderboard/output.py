@@ -5,7 +5,7 @@ import difflib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from eegkd_bench.api import UserError
+from eegkd_bench.errors import UserError
 from eegkd_bench.leaderboard.aggregate import Board, build_board
 from eegkd_bench.leaderboard.document import Document
 from eegkd_bench.leaderboard.sections import report_sections

@@ -12,7 +12,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from eegkd_bench.api import UserError
+from eegkd_bench.errors import UserError
 
 #: The distiller label of the teacher rows.
 TEACHER_ROW = "teacher"
