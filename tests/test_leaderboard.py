@@ -435,8 +435,8 @@ def test_write_leaderboard_files_and_plots(tmp_path: Path) -> None:
     assert "SIMULATED DATA" in (board / "accuracy_vs_flops_sim-mi.svg").read_text()
     assert "SIMULATED DATA" not in (board / "accuracy_vs_flops_tuab.svg").read_text()
     md = (board / "leaderboard.md").read_text()
-    assert "![sim-mi (simulated): balanced_accuracy vs FLOPs](accuracy_vs_flops_sim-mi.png)" in md
-    assert "![tuab: auroc vs FLOPs](accuracy_vs_flops_tuab.png)" in md  # the headline's metric of a binary task
+    assert "![sim-mi (simulated): Bal. acc vs FLOPs](accuracy_vs_flops_sim-mi.png)" in md
+    assert "![tuab: AUROC vs FLOPs](accuracy_vs_flops_tuab.png)" in md  # the headline's metric of a binary task
     assert "(router_sim-mi.png)" in md.split("## Router")[1]
     assert write_leaderboard([], tmp_path / "empty") == []
 

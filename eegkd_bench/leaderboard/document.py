@@ -8,6 +8,12 @@ from typing import Any, Callable
 
 SIMULATED_BANNER = "SIMULATED DATA"
 
+#: How metrics and cost fields are named in tables and figures.
+LABELS = {"balanced_accuracy": "Bal. acc", "cohen_kappa": "Kappa", "f1_weighted": "F1 (weighted)",
+          "accuracy": "Acc", "auroc": "AUROC", "auc_pr": "AUC-PR", "params": "Params", "flops": "FLOPs",
+          "latency_ms": "Latency (ms)", "training_only_params": "Train-only params", "onnx_kb": "ONNX size",
+          "onnx_latency_ms": "ONNX latency (ms)", "int8_kb": "int8 size", "int8_drop": "int8 drop"}
+
 
 @dataclass
 class Cell:

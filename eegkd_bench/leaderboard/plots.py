@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from eegkd_bench.leaderboard.aggregate import Board, build_board
-from eegkd_bench.leaderboard.document import FigureSpec, eng
+from eegkd_bench.leaderboard.document import LABELS, FigureSpec, eng
 from eegkd_bench.leaderboard.roles import TEACHER_ROW
 from eegkd_bench.leaderboard.sections import Section
 
@@ -125,8 +125,9 @@ def accuracy_flops_figure(points: pd.DataFrame, *, dataset: str, metric: str, si
                     ha="right" if left else "left", va="bottom", fontsize=8.5, fontweight="bold",
                     bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.6", "alpha": 0.9}, zorder=5)
     ax.set_xlabel("FLOPs per window (batch 1, log scale)")
-    ax.set_ylabel(f"test {metric}\n(mean ± std over seeds)")
-    title = f"{dataset}: {metric} vs FLOPs"
+    name = LABELS.get(metric, metric)
+    ax.set_ylabel(f"test {name}\n(mean ± std over seeds)")
+    title = f"{dataset}: {name} vs FLOPs"
     ax.set_title(f"{title} — SIMULATED DATA" if simulated else title, color="firebrick" if simulated else "black",
                  fontsize=11)
     ax.grid(True, which="both", alpha=0.25)
@@ -187,7 +188,8 @@ def figure_specs(board: Board, sections: list[Section], metric: str | None = Non
             return accuracy_flops_figure(plot_points(board, ds, m), dataset=ds, metric=m,
                                          simulated=ds in board.simulated, methods=methods)
 
-        specs.append(FigureSpec(f"accuracy_vs_flops_{safe_name(ds)}", f"{board.ds_label(ds)}: {m} vs FLOPs",
+        specs.append(FigureSpec(f"accuracy_vs_flops_{safe_name(ds)}",
+                                f"{board.ds_label(ds)}: {LABELS.get(m, m)} vs FLOPs",
                                 draw, ds, "headline"))
     for sec in sections:
         if sec.plot != "heatmap":

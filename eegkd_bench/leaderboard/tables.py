@@ -9,15 +9,10 @@ import numpy as np
 import pandas as pd
 
 from eegkd_bench.leaderboard.aggregate import COST_FIELDS, Board
-from eegkd_bench.leaderboard.document import Cell, Document, Row, Table, eng, provenance, title_of
+from eegkd_bench.leaderboard.document import LABELS, Cell, Document, Row, Table, eng, provenance, title_of
 from eegkd_bench.leaderboard.roles import TEACHER_ROW
 from eegkd_bench.leaderboard.sections import Section
 from eegkd_bench.leaderboard.stats import ALPHA, MIN_PAIRS, paired_lines
-
-LABELS = {"balanced_accuracy": "Bal. acc", "cohen_kappa": "Kappa", "f1_weighted": "F1 (weighted)",
-          "accuracy": "Acc", "auroc": "AUROC", "auc_pr": "AUC-PR", "params": "Params", "flops": "FLOPs",
-          "latency_ms": "Latency (ms)", "training_only_params": "Train-only params", "onnx_kb": "ONNX size",
-          "onnx_latency_ms": "ONNX latency (ms)", "int8_kb": "int8 size", "int8_drop": "int8 drop"}
 
 #: Cost columns of the headline, and which of them get a share of the teacher's.
 HEADLINE_COST = ("params", "flops", "latency_ms")
