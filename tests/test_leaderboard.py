@@ -217,6 +217,17 @@ def test_router_section_from_dlink_report_shape() -> None:
     assert {r.dataset for r in sec.rows} == {"sim-mi", "tuab"} and {r.n for r in sec.rows} == {3}
 
 
+def test_sections_of_records_stored_before_reports_had_them() -> None:
+    """Records with only DLink's router block get the section from the function the plugin registered."""
+    recs = fixture_records()
+    for r in recs:
+        if "distiller_report" in r:
+            del r["distiller_report"]["sections"]
+    md = render(recs, "md")
+    assert "| dlink | eegnet | sim-mi (simulated) | all classes | 3 | 0.10 | 0.21 | **0.69** |" in md
+    assert "| dlink | eegnet | tuab | class 1 | 3 | 0.00 | 0.20 | **0.80** |" in md
+
+
 def test_malformed_section_is_skipped_with_a_note() -> None:
     recs = [make_record("sim-mi", "dlink", "eegnet", s) for s in range(2)]
     recs[1]["distiller_report"]["sections"]["router"]["rows"]["all classes"] = [0.5, "x", 0.5]

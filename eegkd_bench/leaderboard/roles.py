@@ -78,6 +78,11 @@ def resolve_roles(records: Iterable[dict[str, Any]], reference: str | Sequence[s
 
 def _registered_roles(methods: set[str]) -> dict[str, str]:
     """Roles the installed plugins declare for these methods (methods no plugin registers have none)."""
+    return {m: r for m, r in plugin_metadata(methods, "role").items() if r in ROLES}
+
+
+def plugin_metadata(methods: Iterable[str], key: str) -> dict[str, Any]:
+    """One registration option (``register(name, factory, key=...)``) of each installed method that has it."""
     from eegkd_bench.plugins import get_registry
 
     try:
@@ -86,8 +91,8 @@ def _registered_roles(methods: set[str]) -> dict[str, str]:
         return {}
     known = set(reg.names("distillers"))
     out = {}
-    for m in methods & known:
-        role = reg.get("distillers", m).metadata.get("role")
-        if role in ROLES:
-            out[m] = role
+    for m in set(methods) & known:
+        value = reg.get("distillers", m).metadata.get(key)
+        if value is not None:
+            out[m] = value
     return out

@@ -15,7 +15,10 @@ numbers::
 
 The leaderboard averages each row over the seeds of a (method, student,
 dataset) and renders one table per section name (and one heatmap per dataset
-when asked). Malformed sections are skipped with a note. CONTRIBUTING.md
+when asked). A record whose report has no ``"sections"`` (one stored before its
+plugin wrote them) gets them from the function the plugin registered as
+``sections=`` (``register(name, factory, sections=fn)``, ``fn(report) ->
+sections``). Malformed sections are skipped with a note. CONTRIBUTING.md
 ("Report sections") documents this for plugin authors.
 """
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from eegkd_bench.leaderboard.aggregate import student_label
-from eegkd_bench.leaderboard.roles import Roles
+from eegkd_bench.leaderboard.roles import Roles, plugin_metadata
 
 
 @dataclass
@@ -65,13 +68,20 @@ def report_sections(records: Iterable[dict[str, Any]], roles: Roles | None = Non
     """The sections of the ok records' ``distiller_report``, averaged over seeds; problems appended as lines."""
     roles = roles or Roles()
     problems = problems if problems is not None else []
+    records = [r for r in records if r.get("status") == "ok" and isinstance(r.get("distiller_report"), dict)]
+    derive = plugin_metadata({str(r.get("distiller")) for r in records
+                              if "sections" not in r["distiller_report"]}, "sections")
     meta: dict[str, dict[str, Any]] = {}
     acc: dict[tuple[str, str, str, str, str], list[np.ndarray]] = defaultdict(list)
     for r in records:
-        if r.get("status") != "ok":
-            continue
-        sections = (r.get("distiller_report") or {}).get("sections") if isinstance(r.get("distiller_report"),
-                                                                                    dict) else None
+        sections = r["distiller_report"].get("sections")
+        if sections is None and callable(derive.get(str(r.get("distiller")))):
+            try:
+                sections = derive[str(r["distiller"])](r["distiller_report"])
+            except Exception as exc:  # noqa: BLE001 - a plugin's bug costs its section, not the leaderboard
+                problems.append(f"the sections function of {r.get('distiller')} failed on a record of "
+                                f"{r.get('dataset')}: {type(exc).__name__}: {exc}")
+                continue
         if not isinstance(sections, dict):
             continue
         for name, sec in sections.items():
