@@ -28,7 +28,8 @@ def build_document(board: Board, paired_pooled: pd.DataFrame, paired_student: pd
     tables += [dataset_table(board, ds, n_common, digits) for ds in board.datasets]
     tables += [section_table(board, s) for s in sections]
     ref = board.roles.label()
-    seeds = f"n = {n_common} seeds unless shown" if n_common else "n seeds as shown"
+    seeds = (f"n = {n_common} seed{'s' if n_common != 1 else ''} unless shown" if n_common
+             else "the number of seeds as shown")
     roles = {role: [m for m in board.roles.order(set(board.frame.index.get_level_values("distiller")))
                     if board.roles.role(m) == role] for role in ("baseline", "proposed", "ablation")}
     legend = [
@@ -37,8 +38,8 @@ def build_document(board: Board, paired_pooled: pd.DataFrame, paired_student: pd
         "Bold: best student per column (the teacher row is not ranked); cost: lowest is best.",
         "Cost: batch 1 on the CPU, median over seeds (headline: and over datasets); the percentage is the "
         "share of the teacher's.",
-        f"Methods: proposed {', '.join(roles['proposed']) or 'none declared'}; baseline (student trained alone) "
-        f"{', '.join(roles['baseline']) or 'none'}; ablations {', '.join(roles['ablation']) or 'none'}; "
+        f"Methods: proposed {', '.join(roles['proposed']) or '— (none declared)'}; baseline (student trained "
+        f"alone) {', '.join(roles['baseline']) or '—'}; ablations {', '.join(roles['ablation']) or '—'}; "
         "'teacher' is the fine-tuned foundation model.",
     ]
     if board.roles.reference:
