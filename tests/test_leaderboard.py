@@ -266,6 +266,11 @@ def test_roles_come_from_records_not_names() -> None:
         render(recs, "md", reference="mien")
 
 
+def test_no_proposed_method_says_how_to_name_one() -> None:
+    md = render([r for r in fixture_records() if r["distiller"] != "dlink"], "md")
+    assert "Δ vs" not in md and "no proposed method, nothing to compare: name one with --reference" in md
+
+
 def test_roles_fall_back_to_the_registered_plugins() -> None:
     recs = fixture_records()
     for r in recs:

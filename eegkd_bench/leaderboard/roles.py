@@ -45,8 +45,8 @@ class Roles:
         return sorted(set(methods), key=self.key)
 
     def label(self) -> str:
-        """The reference methods as text."""
-        return ", ".join(self.reference) if self.reference else "none"
+        """The reference methods as text ("" when there is none)."""
+        return ", ".join(self.reference)
 
 
 def resolve_roles(records: Iterable[dict[str, Any]], reference: str | Sequence[str] | None = None) -> Roles:

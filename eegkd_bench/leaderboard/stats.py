@@ -140,10 +140,13 @@ def holm(p: Sequence[float]) -> np.ndarray:
 
 
 def paired_lines(paired_frame: pd.DataFrame, reference: str) -> list[str]:
-    """The paired comparison as sentences, one per row."""
+    """The paired comparison as sentences, one per row; ``reference`` names the proposed methods ("" if none)."""
+    if not reference:
+        return ["no proposed method, nothing to compare: name one with --reference, or declare role='proposed' "
+                "when registering it"]
     if not len(paired_frame):
-        return [f"no proposed method ({reference}) and another method share a (dataset, teacher, student, seed); "
-                "nothing to compare (name one with --reference, or declare role='proposed' when registering it)"]
+        return [f"the proposed method ({reference}) and the others share no (dataset, teacher, student, seed); "
+                "nothing to compare"]
     metric = paired_frame["metric"].iloc[0]
     what = {"key": "each dataset's model-selection metric",
             "primary": "each dataset's headline metric"}.get(metric, metric)
