@@ -256,6 +256,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         "history": [{"epoch": h["epoch"], "loss": h["loss"], "val_key": h["val"].get(KEY_METRIC[task_of(windows.n_classes)])}
                     for h in result.history],
         "distiller_report": distiller.report(),
+        "distiller_role": registry.get("distillers", cell.distiller).metadata.get("role"),  # leaderboard.roles
         "hparams": distiller.hparams,
     }
 

@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--results", nargs="+", default=[DEFAULT_RESULTS], help="results directories (merged by cell key)")
     lb.add_argument("--format", choices=("md", "csv", "latex", "html"), default="md", help="table printed to stdout")
     lb.add_argument("--out", help="also write every format and the plots into this directory")
+    lb.add_argument("--reference", help="the proposed method(s) the paired tests compare against every other, "
+                                        "e.g. dlink (default: the methods whose plugin declares role='proposed')")
 
     rs = sub.add_parser("results", help="export the raw result records")
     rs.add_argument("--results", nargs="+", default=[DEFAULT_RESULTS], help="results directories")
@@ -295,13 +297,15 @@ def _slurm_options(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": args.slurm_cpus, "gpus": args.slurm_gpus, "cells_per_job": args.cells_per_job}
 
 
-def _write_board(dirs: list[Path | str], out: Path, argv: Sequence[str]) -> list[Path]:
+def _write_board(dirs: list[Path | str], out: Path, argv: Sequence[str], reference: str | None = None,
+                 records: list[dict[str, Any]] | None = None) -> list[Path]:
     from eegkd_bench.leaderboard import merge_result_dirs, write_leaderboard
 
-    records, conflicts = merge_result_dirs([Path(d) for d in dirs])
-    for msg in conflicts:
-        print(f"warning: {msg}", file=sys.stderr)
-    paths = write_leaderboard(records, out, command=_command_line(argv))
+    if records is None:
+        records, conflicts = merge_result_dirs([Path(d) for d in dirs])
+        for msg in conflicts:
+            print(f"warning: {msg}", file=sys.stderr)
+    paths = write_leaderboard(records, out, command=_command_line(argv), reference=reference)
     if paths:
         print(f"leaderboard: {out}", file=sys.stderr)
     return paths
@@ -321,9 +325,9 @@ def cmd_leaderboard(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"warning: {msg}", file=sys.stderr)
     if not records:
         raise UserError(f"no result records in {', '.join(map(str, dirs))}; run eegkd-bench run first")
-    print(render(records, args.format, command=_command_line(argv)))
+    print(render(records, args.format, command=_command_line(argv), reference=args.reference))
     if args.out:
-        _write_board(dirs, Path(args.out), argv)
+        _write_board(dirs, Path(args.out), argv, args.reference, records)
     return EXIT_OK
 
 
@@ -343,7 +347,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     else:
         from eegkd_bench.results import records_frame
 
-        records_frame(records).to_csv(sys.stdout, index=False)
+        records_frame(records).to_csv(sys.stdout, index=False)  # the same table export_records writes
     return EXIT_OK
 
 
