@@ -261,6 +261,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
                     for h in result.history],
         "distiller_report": distiller.report(),
         "student_weights": weights,
+        "distiller_role": registry.get("distillers", cell.distiller).metadata.get("role"),  # leaderboard.roles
         "hparams": distiller.hparams,
     }
 
