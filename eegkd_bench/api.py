@@ -27,7 +27,6 @@ Conventions that every plugin relies on:
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Mapping, Protocol
 
@@ -213,6 +212,15 @@ class Dataset:
     def load(self, data_dir: str | None = None, cache_dir: str | None = None) -> EEGWindows:
         """Return the preprocessed windows; raise :class:`DataUnavailable` when files are missing."""
         raise NotImplementedError
+
+    def preprocessing(self) -> dict[str, Any]:
+        """How recordings become the windows a model sees, for whoever deploys a model trained on them.
+
+        Keys (``None`` where a step is absent): ``resample``, ``band_pass_hz`` (``[low, high]``, either
+        may be ``None``), ``notch_hz``, ``reference``, ``scaling`` (the unit of the values).
+        An empty dict means the plugin does not declare it.
+        """
+        return {}
 
 
 # ------------------------------------------------------------------------- models

@@ -45,6 +45,7 @@ from eegkd_bench.teachers import (
     teacher_target,
 )
 from eegkd_bench.training import TrainConfig, evaluate, fit
+from eegkd_bench.weights import save_weights
 
 SPLIT_PROTOCOL = "subject-disjoint (dataset-declared train/val/test)"
 
@@ -278,6 +279,9 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     test = evaluate(distiller, X_te, y_te, windows.n_classes)  # the only time the test split is touched
     deployed = distiller.deployed()
     cost = cost_report(deployed, spec, latency=ctx.latency)
+    weights = save_weights(ctx.results, base["key"], distiller, student=cell.student,
+                           student_options=dict(cell.student_options), distiller_name=cell.distiller, spec=spec,
+                           teacher=prepared.info)  # so the student can be exported later
     tcost = _teacher_cost(prepared, spec, ctx)
     return {
         **base,
@@ -308,6 +312,8 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         "history": [{"epoch": h["epoch"], "loss": h["loss"], "val_key": h["val"].get(KEY_METRIC[task_of(windows.n_classes)])}
                     for h in result.history],
         "distiller_report": distiller.report(),
+        "student_weights": weights,
+        "distiller_role": registry.get("distillers", cell.distiller).metadata.get("role"),  # leaderboard.roles
         "hparams": distiller.hparams,
     }
 

@@ -45,9 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plugins", help="show loaded plugins and their status")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
 
-    ds = sub.add_parser("datasets", help="list datasets: available or not, where we looked, size, classes")
+    ds = sub.add_parser("datasets", help="list datasets (every MOABB one too): paradigm, subjects, classes, on disk")
+    ds.add_argument("pattern", nargs="?", help="wildcard filter, case-insensitive, e.g. 'bnci*'")
     ds.add_argument("--data-dir", help="root of the real datasets (default: $EEGKD_DATA)")
     ds.add_argument("--json", action="store_true", help="machine-readable output")
+
+    dl = sub.add_parser("download", help="download MOABB datasets with MOABB's own downloader (needs internet)")
+    dl.add_argument("names", nargs="+", help="dataset names, e.g. BNCI2014_004 Lee2019_MI (case-insensitive)")
+    dl.add_argument("--subjects", help="e.g. 1-3,7 (default: every subject)")
+    dl.add_argument("--data-dir", help="where the files go (default: $EEGKD_DATA, else MNE's data folder)")
+    dl.add_argument("--accept-license", action="store_true", help="accept the licence of datasets that ask for it")
 
     run = sub.add_parser("run", help="run a benchmark grid (resumable)",
                          description="Run every method x student x dataset x seed cell. Finished cells are "
@@ -87,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true", help="run failed cells again")
     run.add_argument("--no-latency", action="store_true", help="skip CPU latency measurement")
     run.add_argument("--no-leaderboard", action="store_true", help="do not write the leaderboard at the end")
+    run.add_argument("--export", action="store_true",
+                     help="then export every finished student to ONNX (fp32 + int8) into <results>/exports and store "
+                          "its size, ONNX Runtime latency and int8 metrics in the record (needs the deploy extra)")
     run.add_argument("--dry-run", action="store_true", help="show the cells that would run, then stop")
     run.add_argument("-q", "--quiet", action="store_true", help="plain log lines instead of the live display")
     run.add_argument("-v", "--verbose", action="store_true", help="with --quiet: also log every epoch")
@@ -95,6 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--results", nargs="+", default=[DEFAULT_RESULTS], help="results directories (merged by cell key)")
     lb.add_argument("--format", choices=("md", "csv", "latex", "html"), default="md", help="table printed to stdout")
     lb.add_argument("--out", help="also write every format and the plots into this directory")
+    lb.add_argument("--reference", help="the proposed method(s) the paired tests compare against every other, "
+                                        "e.g. dlink (default: the methods whose plugin declares role='proposed')")
+
+    ex = sub.add_parser("export", help="ship a finished cell's student: ONNX fp32 + int8, parity, latency, sidecar",
+                        description="Export the deployed student of one finished cell to ONNX (fp32 and int8) with "
+                                    "a JSON sidecar, check parity against PyTorch on its test windows, measure "
+                                    "ONNX Runtime latency, and store the figures in the cell's record. Needs "
+                                    "pip install 'eegkd-bench[deploy]'.")
+    ex.add_argument("key", nargs="?", help="cell key, or a unique prefix of one")
+    ex.add_argument("--dataset", help="select the cell by dataset ...")
+    ex.add_argument("--method", help="... distiller ...")
+    ex.add_argument("--student", help="... student ...")
+    ex.add_argument("--seed", type=int, help="... and seed")
+    ex.add_argument("--results", default=DEFAULT_RESULTS, help=f"results directory (default: ./{DEFAULT_RESULTS})")
+    ex.add_argument("--out", help="folder that receives <key>/ with the files (default: <results>/exports)")
+    ex.add_argument("--cache-dir", help="window cache (default: $EEGKD_CACHE or ~/.cache/eegkd-bench)")
+    ex.add_argument("--data-dir", help="root of the real datasets (default: $EEGKD_DATA)")
 
     rs = sub.add_parser("results", help="export the raw result records")
     rs.add_argument("--results", nargs="+", default=[DEFAULT_RESULTS], help="results directories")
@@ -165,7 +192,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from eegkd_bench.data.catalog import dataset_rows
     from eegkd_bench.plugins import get_registry
 
-    rows = dataset_rows(get_registry(), args.data_dir or os.environ.get("EEGKD_DATA"))
+    rows = dataset_rows(get_registry(), args.data_dir or os.environ.get("EEGKD_DATA"), args.pattern)
+    if args.pattern and not rows:
+        raise UserError(f"no dataset matches {args.pattern!r}; see eegkd-bench list datasets")
     if args.json:
         print(json.dumps(rows, indent=1, default=str))
         return EXIT_OK
@@ -173,18 +202,41 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for col in ("name", "kind", "available", "classes", "channels", "window", "size", "where / how to get"):
-        table.add_column(col, overflow="fold")
+    for col in ("name", "kind", "paradigm", "subjects", "classes", "channels", "window", "on disk", "size",
+                "where / how to get"):
+        table.add_column(col, overflow="fold", min_width={"name": 12, "window": 6}.get(col))
     for r in rows:
         avail = "[green]yes" if r.get("available") else "[red]no"
+        about = "" if r.get("exact", True) else "≈"  # facts from a summary table, not the dataset itself
         classes = r.get("classes")
         if isinstance(classes, (list, tuple)):
             classes = f"{len(classes)}: {', '.join(map(str, classes))}"
         where = r.get("where", "") if r.get("available") else f"{r.get('where', '')} — {r.get('how_to_get', '')}"
-        window = f"{r.get('window_s', '')} s" if r.get("window_s") else ""
-        table.add_row(str(r.get("name")), str(r.get("kind")), avail, str(classes or ""), str(r.get("channels") or ""),
-                      window, str(r.get("size") or ""), where)
+        cells = [r.get("subjects"), classes, r.get("channels"), f"{r['window_s']:g} s" if r.get("window_s") else ""]
+        table.add_row(str(r.get("name")), str(r.get("kind")), str(r.get("paradigm") or ""),
+                      *(f"{about}{c}" if c else "" for c in cells), avail, str(r.get("size") or ""), where)
     Console(width=max(120, _term_width())).print(table)
+    if any(not r.get("exact", True) for r in rows):
+        print("≈: from MOABB's summary tables; exact once a MOABB dataset was loaded or downloaded", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.presets import parse_seeds
+
+    reg = get_registry()
+    try:
+        subjects = list(parse_seeds(args.subjects)) if args.subjects else None
+    except UserError:
+        raise UserError(f"invalid --subjects {args.subjects!r}; expected subject numbers like 1,2,5 or 1-9") from None
+    for name in reg.select("datasets", args.names, allow_all=False):
+        ds = reg.get("datasets", name).factory()
+        if not callable(getattr(ds, "download", None)):
+            how = ds.availability(args.data_dir).how_to_get
+            raise UserError(f"eegkd-bench cannot download {name!r}; {how or 'see docs/real_datasets.md'}")
+        root = ds.download(args.data_dir, subjects, accept=args.accept_license)
+        print(f"{name}: downloaded to {root}; eegkd-bench datasets {name} --data-dir {root} shows it", file=sys.stderr)
     return EXIT_OK
 
 
@@ -199,6 +251,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from eegkd_bench.presets import PRESETS, parse_seeds
     from eegkd_bench.runner import Grid
 
+    if args.export and not args.dry_run:
+        from eegkd_bench.export import require_deploy
+
+        require_deploy()  # before any training, not after it
     preset = PRESETS[args.preset]
     explicit_jobs = args.jobs is not None
     if args.jobs is None:
@@ -256,9 +312,17 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     ok = [r for r in records if r.get("status") == "ok"]
     print(f"done: {len(ok)} ok, {len(failed)} failed, {len(plan.skipped)} skipped, {done_before} already finished; "
           f"results in {ctx.results.root}", file=sys.stderr)
+    export_failures: list[str] = []
+    if args.export:
+        from eegkd_bench.export_cell import export_grid
+
+        export_failures = export_grid(plan.finished + plan.cells, ctx, reg, plan.windows,
+                                      report=lambda line: print(line, file=sys.stderr))
+        for line in export_failures:
+            print(f"export failed: {line}", file=sys.stderr)
     if not args.no_leaderboard:
         _write_board([ctx.results.root], Path(ctx.results.root) / "leaderboard", argv)
-    return EXIT_FAILED_CELLS if failed else EXIT_OK
+    return EXIT_FAILED_CELLS if failed or export_failures else EXIT_OK
 
 
 def _slurm_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -266,13 +330,15 @@ def _slurm_options(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": args.slurm_cpus, "gpus": args.slurm_gpus, "cells_per_job": args.cells_per_job}
 
 
-def _write_board(dirs: list[Path | str], out: Path, argv: Sequence[str]) -> list[Path]:
+def _write_board(dirs: list[Path | str], out: Path, argv: Sequence[str], reference: str | None = None,
+                 records: list[dict[str, Any]] | None = None) -> list[Path]:
     from eegkd_bench.leaderboard import merge_result_dirs, write_leaderboard
 
-    records, conflicts = merge_result_dirs([Path(d) for d in dirs])
-    for msg in conflicts:
-        print(f"warning: {msg}", file=sys.stderr)
-    paths = write_leaderboard(records, out, command=_command_line(argv))
+    if records is None:
+        records, conflicts = merge_result_dirs([Path(d) for d in dirs])
+        for msg in conflicts:
+            print(f"warning: {msg}", file=sys.stderr)
+    paths = write_leaderboard(records, out, command=_command_line(argv), reference=reference)
     if paths:
         print(f"leaderboard: {out}", file=sys.stderr)
     return paths
@@ -292,10 +358,44 @@ def cmd_leaderboard(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"warning: {msg}", file=sys.stderr)
     if not records:
         raise UserError(f"no result records in {', '.join(map(str, dirs))}; run eegkd-bench run first")
-    print(render(records, args.format, command=_command_line(argv)))
+    print(render(records, args.format, command=_command_line(argv), reference=args.reference))
     if args.out:
-        _write_board(dirs, Path(args.out), argv)
+        _write_board(dirs, Path(args.out), argv, args.reference, records)
     return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from eegkd_bench.export import require_deploy
+    from eegkd_bench.export_cell import cell_label, dataset_preprocessing, export_cell, find_cell, load_cell_weights
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.results import ResultStore
+
+    require_deploy()
+    store = ResultStore(args.results, create=False)
+    record = find_cell(store, args.key, dataset=args.dataset, distiller=args.method, student=args.student,
+                       seed=args.seed)
+    payload = load_cell_weights(store, record)
+    reg = get_registry()
+    windows = _load_windows(reg, record["dataset"], args.data_dir, args.cache_dir)
+    out = Path(args.out) if args.out else store.root / "exports"
+    figures, folder = export_cell(record, payload, windows, reg, out,
+                                  preprocessing=dataset_preprocessing(reg, record["dataset"]))
+    store.put({**record, "export": figures})
+    fp32, int8 = figures["fp32"], figures["int8"]
+    print(f"exported {cell_label(record)} to {folder} (ONNX opset {figures['opset']})")
+    print(f"  fp32 {fp32['size_kb']:9.1f} KB  {fp32['latency_ms']:8.3f} ms (p95 {fp32['latency_p95_ms']:.3f})  "
+          f"parity max |logit diff| {fp32['max_abs_diff']:.2g} on {windows.indices('test').size} test windows")
+    print(f"  int8 {int8['size_kb']:9.1f} KB  {int8['latency_ms']:8.3f} ms (p95 {int8['latency_p95_ms']:.3f})  "
+          f"{record.get('key_metric')} drop {int8['key_metric_drop']:+.4f} vs fp32")
+    return EXIT_OK
+
+
+def _load_windows(reg: Any, name: str, data_dir: str | None, cache_dir: str | None) -> Any:
+    from eegkd_bench.data.cache import default_cache_dir
+    from eegkd_bench.data.catalog import load_dataset
+
+    return load_dataset(reg, name, data_dir or os.environ.get("EEGKD_DATA"),
+                        Path(cache_dir) if cache_dir else default_cache_dir())
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -314,7 +414,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     else:
         from eegkd_bench.results import records_frame
 
-        records_frame(records).to_csv(sys.stdout, index=False)
+        records_frame(records).to_csv(sys.stdout, index=False)  # the same table export_records writes
     return EXIT_OK
 
 
@@ -348,12 +448,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_plugins(args)
         if args.command == "datasets":
             return cmd_datasets(args)
+        if args.command == "download":
+            return cmd_download(args)
         if args.command == "run":
             return cmd_run(args, argv)
         if args.command == "leaderboard":
             return cmd_leaderboard(args, argv)
         if args.command == "results":
             return cmd_results(args)
+        if args.command == "export":
+            return cmd_export(args)
         raise UserError(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
     except UserError as exc:
         print(f"eegkd-bench: error: {exc}", file=sys.stderr)

@@ -57,15 +57,19 @@ class Registry:
         kind = _kind(kind)
         names = self.names(kind)
         if pattern:
-            names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+            names = [n for n in names if fnmatch.fnmatchcase(n.casefold(), pattern.casefold())]
         return [self._entries[kind][n] for n in names]
 
     def get(self, kind: str, name: str) -> Entry:
+        """The entry named ``name``; an exact match first, else the one whose name matches ignoring case."""
         kind = _kind(kind)
-        try:
-            return self._entries[kind][name]
-        except KeyError:
-            raise UserError(unknown_message(kind, name, self.names(kind))) from None
+        entries = self._entries[kind]
+        if name in entries:
+            return entries[name]
+        folded = [n for n in entries if n.casefold() == name.casefold()]
+        if len(folded) == 1:
+            return entries[folded[0]]
+        raise UserError(unknown_message(kind, name, self.names(kind)))
 
     def select(self, kind: str, spec: str | Iterable[str], *, allow_all: bool = True) -> list[str]:
         """Resolve ``"a,b"``, ``"all"`` or wildcard patterns into registered names (order kept)."""
@@ -76,8 +80,8 @@ class Registry:
             raise UserError(f"empty {SINGULAR[kind]} selection; see eegkd-bench list {kind}")
         out: list[str] = []
         for part in parts:
-            if part == "all" and allow_all:
-                matched = self.names(kind)
+            if part == "all" and allow_all:  # entries registered with opt_in=True join only by name or pattern
+                matched = [n for n in self.names(kind) if not self._entries[kind][n].metadata.get("opt_in")]
             elif any(c in part for c in "*?["):
                 matched = [e.name for e in self.entries(kind, part)]
                 if not matched:
@@ -92,7 +96,8 @@ class Registry:
 
 def unknown_message(kind: str, name: str, known: list[str]) -> str:
     """``unknown distiller 'dlnk'; did you mean 'dlink'? see eegkd-bench list distillers``."""
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    by_folded = {k.casefold(): k for k in known}
+    close = [by_folded[c] for c in difflib.get_close_matches(name.casefold(), list(by_folded), n=3, cutoff=0.6)]
     if not close:
         close = [k for k in known if name.lower() in k.lower() or k.lower() in name.lower()][:3]
     sep = f"; did you mean {' or '.join(repr(c) for c in close)}? " if close else "; "

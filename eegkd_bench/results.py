@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from eegkd_bench.errors import UserError
-from eegkd_bench.storage import atomic_write_text
+from eegkd_bench.storage import atomic_write, atomic_write_text
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "skipped")
@@ -108,6 +108,36 @@ class ResultStore:
                             "pass another --results, then run the same command again: finished cells are kept "
                             "and only the rest run") from None
 
+    def weights_path(self, key: str) -> Path:
+        """Where the deployed student's weights of a finished cell are kept."""
+        return self.root / "weights" / f"{key}.pt"
+
+    def put_weights(self, key: str, payload: dict[str, Any]) -> Path:
+        """Store a cell's deployed-model payload (``torch.save``, atomic); returns its path."""
+        import torch
+
+        path = self.weights_path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda fh: torch.save(payload, fh))
+        except OSError as exc:
+            raise UserError(f"cannot store student weights in {path.parent} ({exc.strerror or exc}); free space "
+                            "there or pass another --results") from None
+        return path
+
+    def get_weights(self, key: str) -> dict[str, Any] | None:
+        """A cell's stored deployed-model payload, or None when it has none."""
+        import torch
+
+        path = self.weights_path(key)
+        if not path.is_file():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated or foreign file
+            raise UserError(f"stored student weights {path} are unreadable ({type(exc).__name__}); delete the "
+                            "file and the cell's record, then run the cell again") from None
+
     def records(self) -> Iterator[dict[str, Any]]:
         if not self.cells.exists():
             return
@@ -123,12 +153,41 @@ class ResultStore:
 
 
 def records_frame(records: list[dict[str, Any]]):
+    """Records as one flat table: the one flattener behind ``eegkd-bench results`` (stdout and files) and exports.
+
+    Nested dicts become dotted columns (``metrics.balanced_accuracy``,
+    ``config.student_cfg.lr``); lists, and columns that mix types, become JSON
+    text, so every column has one type (as parquet needs).
+    """
+    import math
+
     import pandas as pd
 
     if not records:
         return pd.DataFrame(columns=list(RECORD_FIELDS))
-    flat = [{k: v for k, v in r.items() if k not in ("history",)} for r in records]
-    return pd.json_normalize(flat, max_level=1)
+    table = pd.json_normalize(records, sep=".")
+    for col in table.columns:
+        values = table[col]
+        if values.dtype != object:
+            continue
+        missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in values]
+        kinds = {_kind(v) for v, gone in zip(values, missing) if not gone}
+        if kinds - {"str"} and (len(kinds) > 1 or kinds & {"json"}):
+            table[col] = [None if gone else v if isinstance(v, str) else json.dumps(v, default=_json_default)
+                          for v, gone in zip(values, missing)]
+    return table
+
+
+def _kind(v: Any) -> str:
+    import numpy as np
+
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return "number"
+    return "json"
 
 
 def _json_default(obj: Any) -> Any:

@@ -19,9 +19,9 @@ truncated-then-padded file through. ``X`` is returned memory-mapped read-only
 (``mmap_mode="r"``): its pages are file-backed page cache shared by every process, and core
 code reads it batch by batch by index (:class:`eegkd_bench.api.WindowRows`), never whole.
 
-Atomicity: an entry is written into a temporary sibling directory and renamed into place, so a
-reader sees either a complete entry or none (a full disk leaves nothing behind); when two
-processes build the same entry the later rename wins and the other copy is discarded.
+Atomicity: an entry is written into a temporary sibling directory and renamed into place
+(:func:`eegkd_bench.storage.atomic_directory`), so a reader sees either a complete entry or none
+(a full disk leaves nothing behind).
 """
 from __future__ import annotations
 

@@ -341,9 +341,28 @@ class DLink(Distiller):
         if self.mic is not None:
             rep["mic"] = self.mic.parts()
         if self.router is not None:
+            alpha = self.alpha_report()
             rep["router"] = {"mode": self.hparams["router_mode"], "fitted_before_training": self.router_fitted,
-                             **self.router_stats, **self.alpha_report()}
+                             **self.router_stats, **alpha}
+            if sections := router_sections(rep):
+                rep["sections"] = sections
         return rep
+
+
+def router_sections(report: dict[str, Any]) -> dict[str, Any]:
+    """The leaderboard's router section (CONTRIBUTING.md, "Report sections") from a report's ``router`` block.
+
+    Registered as ``sections=`` too, so records stored before reports carried sections get it as well.
+    """
+    router = (report or {}).get("router") or {}
+    if not router.get("alpha_mean") or not router.get("layers"):
+        return {}
+    rows = {"all classes": router["alpha_mean"]}
+    rows.update((f"class {c}", v) for c, v in (router.get("alpha_per_class") or {}).items())
+    return {"router": {"title": "Router: mean weight per teacher layer", "columns": list(router["layers"]),
+                       "rows": rows, "plot": "heatmap", "highlight": "max",
+                       "note": "two-stage mode: the frozen router's weights on the training windows; joint mode: "
+                               "the last epoch's"}}
 
 
 class DLinkNoRouter(DLink):
@@ -369,7 +388,11 @@ class DLinkNoMiC(DLink):
 
 @hookimpl
 def eegkd_register_distillers(register) -> None:
-    register("dlink", DLink, description="DLink (our reading): layer router + project-then-compress MiC + spectral")
-    register("dlink-norouter", DLinkNoRouter, description="DLink ablation: last teacher layer only, no router")
-    register("dlink-nospec", DLinkNoSpec, description="DLink ablation: no spectral term")
-    register("dlink-nomic", DLinkNoMiC, description="DLink ablation: plain student + training-only adapter")
+    register("dlink", DLink, role="proposed", sections=router_sections,
+             description="DLink (our reading): layer router + project-then-compress MiC + spectral")
+    register("dlink-norouter", DLinkNoRouter, role="ablation",
+             description="DLink ablation: last teacher layer only, no router")
+    register("dlink-nospec", DLinkNoSpec, role="ablation", sections=router_sections,
+             description="DLink ablation: no spectral term")
+    register("dlink-nomic", DLinkNoMiC, role="ablation", sections=router_sections,
+             description="DLink ablation: plain student + training-only adapter")
