@@ -222,6 +222,41 @@ class TeacherInfo:
     n_classes: int
 
 
+# ------------------------------------------------------------------------ options
+@dataclass(frozen=True)
+class Option:
+    """One declared option of a component: its default, a one-line help and its type.
+
+    The type is the default's (bool, int, float, str, list); give ``type`` when the
+    default is None (the option is then optional) or to accept floats for an int default.
+    ``choices`` limits a value to a few allowed ones.
+    """
+
+    default: Any
+    help: str = ""
+    type: type | None = None
+    choices: tuple[Any, ...] = ()
+
+    @property
+    def value_type(self) -> type | None:
+        """The type a value must have (None: any); ints count as floats, never bools as numbers."""
+        if self.type is not None:
+            return self.type
+        if self.default is None:
+            return None
+        return list if isinstance(self.default, tuple) else type(self.default)
+
+
+def declared(options: Mapping[str, Any] | None) -> dict[str, Option]:
+    """A declaration ``{name: Option or plain default}`` as Options."""
+    return {k: v if isinstance(v, Option) else Option(v) for k, v in (options or {}).items()}
+
+
+def option_defaults(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A declaration ``{name: Option or plain default}`` as plain defaults."""
+    return {k: v.default for k, v in declared(options).items()}
+
+
 # ---------------------------------------------------------------------- distillers
 @dataclass(frozen=True)
 class TeacherNeeds:
@@ -271,21 +306,23 @@ class Distiller(nn.Module):
 
     #: student features this distiller reads (empty: none); checked before training.
     needs_student_features: ClassVar[bool] = False
-    #: hyper-parameters of the method with their defaults (part of the cell key).
+    #: options of the method: ``{name: default}`` or ``{name: Option(default, help)}``
+    #: (see :class:`Option`); the resolved values are part of the cell key.
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any):
         super().__init__()
-        unknown = set(hparams) - set(self.defaults)
+        defaults = option_defaults(self.defaults)
+        unknown = set(hparams) - set(defaults)
         if unknown:
             raise UserError(
                 f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; "
-                f"expected some of {sorted(self.defaults)}"
+                f"expected some of {sorted(defaults)}"
             )
         self.student = student
         self.teacher_info = teacher
         self.spec = spec
-        self.hparams = {**self.defaults, **hparams}
+        self.hparams = {**defaults, **hparams}
 
     # -- what the runner asks
     def teacher_needs(self) -> TeacherNeeds:
@@ -297,6 +334,10 @@ class Distiller(nn.Module):
 
     def losses(self, x: torch.Tensor, y: torch.Tensor, teacher: TeacherBatch) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def student_label(self, student: str) -> str:
+        """How tables name the deployed model built on ``student`` (e.g. ``eegnet+mic`` for a wrapped one)."""
+        return student
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the deployed model."""
@@ -327,9 +368,12 @@ __all__ = [
     "EEGWindows",
     "InputSpec",
     "ModelOutput",
+    "Option",
     "TeacherBatch",
     "TeacherInfo",
     "TeacherModel",
     "TeacherNeeds",
     "UserError",
+    "declared",
+    "option_defaults",
 ]

@@ -59,9 +59,19 @@ class CellSpec:
     teacher_cfg: TrainConfig
     student_cfg: TrainConfig
     teacher_checkpoint: str | None = None
-    teacher_options: tuple[tuple[str, Any], ...] = ()
+    teacher_options: tuple[tuple[str, Any], ...] = ()  # resolved: every declared option, sorted
     student_options: tuple[tuple[str, Any], ...] = ()
     distiller_options: tuple[tuple[str, Any], ...] = ()
+    # the registered component whose factory builds a variant ("" when the name is not a variant)
+    teacher_base: str = ""
+    student_base: str = ""
+    distiller_base: str = ""
+    #: (part, "<distribution> <version>") of the core and of each component's package
+    provenance: tuple[tuple[str, str], ...] = ()
+
+    def factory_name(self, kind: str) -> str:
+        """The registered component that builds this cell's ``kind`` (teacher, student, distiller)."""
+        return getattr(self, f"{kind}_base") or getattr(self, kind)
 
     def identity(self) -> dict[str, Any]:
         """The fields that enter the cell key."""
@@ -88,11 +98,13 @@ class RunContext:
 
 
 def make_context(results_dir: str | Path, cache_dir: str | Path | None, data_dir: str | None, *, latency: bool = True,
-                 device: str | None = "cpu", resolve_device_here: bool = True) -> RunContext:
+                 device: str | None = "cpu", resolve_device_here: bool = True,
+                 create_results: bool = True) -> RunContext:
     """Where results, caches and data live, and where models train (``device``: auto, cpu, cuda[:N], mps).
 
     ``resolve_device_here=False`` (cluster executors): the submitting node may have no GPU, so
-    each job resolves ``device`` on the node it lands on.
+    each job resolves ``device`` on the node it lands on. ``create_results=False`` (dry runs)
+    reads an existing results directory and never creates one.
     """
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     try:
@@ -100,7 +112,7 @@ def make_context(results_dir: str | Path, cache_dir: str | Path | None, data_dir
     except OSError as exc:
         raise UserError(f"cannot create cache directory {cache}: {exc.strerror}; pass a writable --cache-dir") from None
     request = (device or "auto").strip().lower() or "auto"
-    return RunContext(ResultStore(results_dir), cache, data_dir or os.environ.get("EEGKD_DATA"), latency,
+    return RunContext(ResultStore(results_dir, create=create_results, missing_ok=not create_results), cache, data_dir or os.environ.get("EEGKD_DATA"), latency,
                       device=resolve_device(request) if resolve_device_here else "cpu", device_request=request)
 
 
@@ -116,6 +128,11 @@ def cell_key(cell: CellSpec, windows: EEGWindows, teacher_init: str) -> str:
 def skip_key(cell: CellSpec) -> str:
     """Key of a cell whose data never loaded (skipped); replaced by its real record once it runs."""
     return "skip-" + stable_hash({"schema": SCHEMA_VERSION, "cell": cell.identity()})[:27]
+
+
+def teacher_provenance(cell: CellSpec) -> dict[str, str]:
+    """The packages that determine the cell's fine-tuned teacher (part of the teacher key)."""
+    return {k: v for k, v in cell.provenance if k in ("core", "teacher", "dataset")}
 
 
 def teacher_init_of(checkpoint: str | None) -> str:
@@ -180,9 +197,10 @@ def prepare_cell_teacher(cell: CellSpec, ctx: RunContext, registry: Registry, wi
                          progress: Callable[[dict[str, Any]], None] | None = None,
                          outputs: frozenset[str] = frozenset()) -> PreparedTeacher:
     """Fine-tune (or load from the cache) the cell's teacher; then cache its ``outputs`` on the training split."""
-    prepared = prepare_teacher(registry.get("teachers", cell.teacher).factory, cell.teacher, windows, seed=cell.seed,
-                               cfg=cell.teacher_cfg, cache_dir=ctx.cache_dir, options=dict(cell.teacher_options),
-                               checkpoint=cell.teacher_checkpoint, progress=progress, device=ctx.device)
+    prepared = prepare_teacher(registry.get("teachers", cell.factory_name("teacher")).factory, cell.teacher, windows,
+                               seed=cell.seed, cfg=cell.teacher_cfg, cache_dir=ctx.cache_dir,
+                               options=dict(cell.teacher_options), checkpoint=cell.teacher_checkpoint,
+                               progress=progress, device=ctx.device, provenance=teacher_provenance(cell))
     if outputs:
         teacher_outputs(prepared, windows.part("train")[0], set(outputs), ctx.cache_dir,
                         data_checksum=windows.checksum)
@@ -194,8 +212,8 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     spec = windows.input_spec()
     torch.manual_seed(cell.seed)
     np.random.seed(cell.seed)
-    student = registry.get("students", cell.student).factory(spec, **dict(cell.student_options))
-    distiller: Distiller = registry.get("distillers", cell.distiller).factory(
+    student = registry.get("students", cell.factory_name("student")).factory(spec, **dict(cell.student_options))
+    distiller: Distiller = registry.get("distillers", cell.factory_name("distiller")).factory(
         student=student, teacher=prepared.info, spec=spec, **dict(cell.distiller_options))
     distiller.to(ctx.device)
     names = teacher_output_names(distiller, prepared.info)
@@ -255,6 +273,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         "epochs": len(result.history),
         "history": [{"epoch": h["epoch"], "loss": h["loss"], "val_key": h["val"].get(KEY_METRIC[task_of(windows.n_classes)])}
                     for h in result.history],
+        "student_label": distiller.student_label(cell.student),
         "distiller_report": distiller.report(),
         "hparams": distiller.hparams,
     }
@@ -306,6 +325,9 @@ def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str |
         "teacher_init": teacher_init,
         "student": cell.student,
         "distiller": cell.distiller,
+        "teacher_base": cell.factory_name("teacher"),
+        "student_base": cell.factory_name("student"),
+        "distiller_base": cell.factory_name("distiller"),
         "seed": cell.seed,
         "preset": cell.preset,
         "config": {
@@ -314,6 +336,7 @@ def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str |
             "distiller_options": dict(cell.distiller_options),
         },
         "versions": versions(),
+        "provenance": dict(cell.provenance),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": f"{socket.gethostname()} ({platform.machine()})",
     }

@@ -19,6 +19,8 @@ from eegkd_bench.errors import UserError
 from eegkd_bench.registry import KINDS, SINGULAR
 
 DEFAULT_RESULTS = "eegkd-results"
+LATEST_HELP = ("keep only the newest record of each (dataset, teacher, student, distiller, seed), e.g. after an "
+               "option default or a plugin version changed")
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -45,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plugins", help="show loaded plugins and their status")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
 
+    sh = sub.add_parser("show", help="a component's options: defaults, types and help (a variant: base and overrides)")
+    sh.add_argument("name", help="a distiller, student, teacher or dataset, or train / teacher_train (the recipes)")
+    sh.add_argument("--preset", choices=sorted(_presets()), default="quick", help="recipe defaults of this preset")
+    sh.add_argument("--config", help="a run's config file (its variants and options are shown too)")
+
     ds = sub.add_parser("datasets", help="list datasets: available or not, where we looked, size, classes")
     ds.add_argument("--data-dir", help="root of the real datasets (default: $EEGKD_DATA)")
     ds.add_argument("--json", action="store_true", help="machine-readable output")
@@ -52,8 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a benchmark grid (resumable)",
                          description="Run every method x student x dataset x seed cell. Finished cells are "
                                      "skipped, so running the same command again resumes a killed run.")
-    run.add_argument("--preset", choices=sorted(_presets()), default="quick",
-                     help="recipe and defaults: quick (simulated data, minutes) or paper (full recipe)")
+    run.add_argument("--preset", choices=sorted(_presets()),
+                     help="recipe and defaults: quick (simulated data, minutes; the default) or paper (full recipe)")
+    run.add_argument("--config", metavar="FILE.toml",
+                     help="the grid, recipes, options and variants in a TOML file (see examples/configs/); "
+                          "flags and --set apply over it")
+    run.add_argument("--set", action="append", default=[], metavar="NAME.OPTION=VALUE",
+                     help="set an option of a distiller, student, teacher or variant, or of the train / "
+                          "teacher_train recipe; VALUE is TOML (2, 3e-4, true, \"x\", [1, 2]); repeatable")
+    run.add_argument("--variant", action="append", default=[], metavar="NAME=BASE",
+                     help="a named variant of a registered component, e.g. kd-t2=kd; set its options with "
+                          "--set kd-t2.temperature=2; repeatable")
     run.add_argument("--methods", help="distillers: names, wildcards or 'all' (default: from the preset)")
     run.add_argument("--students", help="students: names, wildcards or 'all' (default: from the preset)")
     run.add_argument("--teacher", help="teacher name (default: from the preset)")
@@ -84,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true", help="run failed cells again")
     run.add_argument("--no-latency", action="store_true", help="skip CPU latency measurement")
     run.add_argument("--no-leaderboard", action="store_true", help="do not write the leaderboard at the end")
-    run.add_argument("--dry-run", action="store_true", help="show the cells that would run, then stop")
+    run.add_argument("--dry-run", action="store_true",
+                     help="show the cells that would run with their resolved options, then stop (writes no result)")
     run.add_argument("-q", "--quiet", action="store_true", help="plain log lines instead of the live display")
     run.add_argument("-v", "--verbose", action="store_true", help="with --quiet: also log every epoch")
 
@@ -92,11 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--results", nargs="+", default=[DEFAULT_RESULTS], help="results directories (merged by cell key)")
     lb.add_argument("--format", choices=("md", "csv", "latex", "html"), default="md", help="table printed to stdout")
     lb.add_argument("--out", help="also write every format and the plots into this directory")
+    lb.add_argument("--latest", action="store_true", help=LATEST_HELP)
 
     rs = sub.add_parser("results", help="export the raw result records")
     rs.add_argument("--results", nargs="+", default=[DEFAULT_RESULTS], help="results directories")
     rs.add_argument("--format", choices=("csv", "parquet"), default="csv")
     rs.add_argument("--out", help="output file (default: stdout for csv)")
+    rs.add_argument("--latest", action="store_true", help=LATEST_HELP)
     return p
 
 
@@ -158,6 +177,17 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return EXIT_USAGE if host.registry.conflicts else EXIT_OK
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from eegkd_bench.config import settings_from, show, validate
+    from eegkd_bench.plugins import get_registry
+
+    reg = get_registry()
+    settings = settings_from(config=args.config)
+    reg = validate(reg, settings)
+    print("\n".join(show(reg, args.name, args.preset, settings.options)))
+    return EXIT_OK
+
+
 def cmd_datasets(args: argparse.Namespace) -> int:
     from eegkd_bench.data.catalog import dataset_rows
     from eegkd_bench.plugins import get_registry
@@ -186,21 +216,17 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    import dataclasses
-
-    from eegkd_bench.plugins import get_registry
-    from eegkd_bench.progress import make_reporter
     from eegkd_bench.cell import make_context
+    from eegkd_bench.config import settings_from, validate
     from eegkd_bench.data.catalog import select_datasets
     from eegkd_bench.executors.pool import start_pool_server
-    from eegkd_bench.presets import PRESETS, parse_seeds
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.presets import parse_seeds
+    from eegkd_bench.progress import make_reporter
     from eegkd_bench.runner import Grid
 
-    preset = PRESETS[args.preset]
     explicit_jobs = args.jobs is not None
-    if args.jobs is None:
-        args.jobs = 1 if args.executor != "local" else preset.jobs
-    if args.jobs < 1:
+    if explicit_jobs and args.jobs < 1:
         raise UserError(f"invalid --jobs {args.jobs}; expected 1 or more")
     if args.slurm_gpus < 0:
         raise UserError(f"invalid --slurm-gpus {args.slurm_gpus}; expected 0 (CPU jobs) or more")
@@ -213,21 +239,24 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise UserError(f"invalid --{flag.replace('_', '-')} {value}; expected 1 or more")
-    if args.epochs:
-        preset = dataclasses.replace(preset, student_cfg=dataclasses.replace(preset.student_cfg, epochs=args.epochs))
-    if args.teacher_epochs:
-        preset = dataclasses.replace(preset, teacher_cfg=dataclasses.replace(preset.teacher_cfg, epochs=args.teacher_epochs))
-
+    # precedence: preset < config file < flags < --set
+    settings = settings_from(args.preset, args.config, {k: getattr(args, k) for k in (
+        "methods", "students", "teacher", "datasets", "seeds", "teacher_checkpoint", "epochs", "teacher_epochs")},
+        args.set, args.variant)
+    reg = get_registry()
+    reg = validate(reg, settings)  # every option and variant, before anything loads or is written
+    preset = settings.applied_preset()
+    if args.jobs is None:
+        args.jobs = 1 if args.executor != "local" else preset.jobs
     if args.jobs > 1 and args.executor == "local" and not args.dry_run:
         start_pool_server()
-    reg = get_registry()
-    methods = reg.select("distillers", args.methods or preset.methods)
-    students = reg.select("students", args.students or preset.students)
-    teacher = reg.get("teachers", args.teacher or preset.teacher).name
-    datasets = select_datasets(reg, args.datasets or preset.datasets, simulated_only=preset.simulated_only)
-    seeds = parse_seeds(args.seeds) if args.seeds else preset.seeds
+    methods = reg.select("distillers", settings.methods or preset.methods)
+    students = reg.select("students", settings.students or preset.students)
+    teacher = reg.get("teachers", settings.teacher or preset.teacher).name
+    datasets = select_datasets(reg, settings.datasets or preset.datasets, simulated_only=preset.simulated_only)
+    seeds = parse_seeds(settings.seeds) if settings.seeds else preset.seeds
     ctx = make_context(args.results, args.cache_dir, args.data_dir, latency=not args.no_latency, device=args.device,
-                       resolve_device_here=args.executor != "slurm")
+                       resolve_device_here=args.executor != "slurm", create_results=not args.dry_run)
     ctx.teacher_cache = not args.no_teacher_cache
     reporter = make_reporter(args.quiet, args.verbose)
     grid = Grid(reg, ctx, reporter)
@@ -235,16 +264,14 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print(f"eegkd-bench {__version__}: {total_cells} cells = {len(datasets)} datasets × {len(students)} students × "
           f"{len(methods)} methods × {len(seeds)} seeds (teacher {teacher}, preset {preset.name}) → {ctx.results.root}",
           file=sys.stderr)
-    plan = grid.plan(datasets, teacher, students, methods, seeds, preset, teacher_checkpoint=args.teacher_checkpoint,
-                     retry_failed=args.retry_failed)
+    plan = grid.plan(datasets, teacher, students, methods, seeds, preset,
+                     teacher_checkpoint=settings.teacher_checkpoint, retry_failed=args.retry_failed,
+                     options=settings.options)
     done_before = total_cells - len(plan.cells) - len(plan.skipped)
     if done_before:
         print(f"resuming: {done_before} cells already finished in {ctx.results.root}", file=sys.stderr)
     if args.dry_run:
-        for cell in plan.cells:
-            print(f"would run  {cell.label()}")
-        for cell, reason in plan.skipped:
-            print(f"would skip {cell.label()}: {reason}")
+        _print_dry_run(reg, plan, ctx)
         return EXIT_OK
     reporter.set_total(len(plan.cells) + len(plan.skipped))
     with reporter:
@@ -258,17 +285,41 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return EXIT_FAILED_CELLS if failed else EXIT_OK
 
 
+def _print_dry_run(reg: Any, plan: Any, ctx: Any) -> None:
+    """Each planned cell with its resolved options (models are built to check them; nothing trains)."""
+    from eegkd_bench.config import describe
+    from eegkd_bench.plan import preflight_plan
+
+    if plan.cells:
+        preflight_plan(reg, plan, teacher_cache=ctx.teacher_cache)
+    cells = plan.cells + [c for c, _ in plan.skipped]
+    if cells:
+        print(f"recipe train: {describe(sorted(cells[0].student_cfg.as_dict().items()))}")
+        print(f"recipe teacher_train: {describe(sorted(cells[0].teacher_cfg.as_dict().items()))}")
+    reasons = dict(plan.skipped)
+    for cell in cells:
+        print(f"would run  {cell.label()}" if cell not in reasons else f"would skip {cell.label()}: {reasons[cell]}")
+        for kind in ("distiller", "student", "teacher"):
+            name, base = getattr(cell, kind), cell.factory_name(kind)
+            what = f"{name} (variant of {base})" if base != name else name
+            print(f"    {kind} {what}: {describe(getattr(cell, f'{kind}_options'))}")
+
+
 def _slurm_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"partition": args.slurm_partition, "time": args.slurm_time, "mem_gb": args.slurm_mem,
             "cpus": args.slurm_cpus, "gpus": args.slurm_gpus, "cells_per_job": args.cells_per_job}
 
 
-def _write_board(dirs: list[Path | str], out: Path, argv: Sequence[str]) -> list[Path]:
+def _write_board(dirs: list[Path | str], out: Path, argv: Sequence[str], *,
+                 records: list[dict[str, Any]] | None = None) -> list[Path]:
     from eegkd_bench.leaderboard import merge_result_dirs, write_leaderboard
+    from eegkd_bench.results import latest_records
 
-    records, conflicts = merge_result_dirs([Path(d) for d in dirs])
-    for msg in conflicts:
-        print(f"warning: {msg}", file=sys.stderr)
+    if records is None:  # after a run: its own records, the newest of each cell (see --latest)
+        records, conflicts = merge_result_dirs([Path(d) for d in dirs])
+        for msg in conflicts:
+            print(f"warning: {msg}", file=sys.stderr)
+        records = latest_records(records)
     paths = write_leaderboard(records, out, command=_command_line(argv))
     if paths:
         print(f"leaderboard: {out}", file=sys.stderr)
@@ -281,28 +332,32 @@ def _command_line(argv: Sequence[str]) -> str:
 
 def cmd_leaderboard(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from eegkd_bench.leaderboard import merge_result_dirs, render
+    from eegkd_bench.results import latest_records
 
     dirs = [Path(d) for d in args.results]
     _check_result_dirs(dirs)
     records, conflicts = merge_result_dirs(dirs)
     for msg in conflicts:
         print(f"warning: {msg}", file=sys.stderr)
+    records = latest_records(records) if args.latest else records
     if not records:
         raise UserError(f"no result records in {', '.join(map(str, dirs))}; run eegkd-bench run first")
     print(render(records, args.format, command=_command_line(argv)))
     if args.out:
-        _write_board(dirs, Path(args.out), argv)
+        _write_board(dirs, Path(args.out), argv, records=records)
     return EXIT_OK
 
 
 def cmd_results(args: argparse.Namespace) -> int:
     from eegkd_bench.leaderboard import export_records, merge_result_dirs
+    from eegkd_bench.results import latest_records
 
     dirs = [Path(d) for d in args.results]
     _check_result_dirs(dirs)
     records, conflicts = merge_result_dirs(dirs)
     for msg in conflicts:
         print(f"warning: {msg}", file=sys.stderr)
+    records = latest_records(records) if args.latest else records
     if args.format == "parquet" and not args.out:
         raise UserError("--format parquet needs --out FILE.parquet")
     if args.out:
@@ -345,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_plugins(args)
         if args.command == "datasets":
             return cmd_datasets(args)
+        if args.command == "show":
+            return cmd_show(args)
         if args.command == "run":
             return cmd_run(args, argv)
         if args.command == "leaderboard":

@@ -7,7 +7,7 @@ before any training (preflight), and groups the cells by the fine-tuned teacher 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from eegkd_bench.api import EEGWindows, TeacherInfo
 from eegkd_bench.cell import (
@@ -19,8 +19,10 @@ from eegkd_bench.cell import (
     teacher_init_of,
     teacher_output_names,
 )
+from eegkd_bench.config import Component, resolve
 from eegkd_bench.data.catalog import load_dataset
 from eegkd_bench.errors import DataUnavailable, UserError
+from eegkd_bench.plugins import core_distribution
 from eegkd_bench.presets import Preset
 from eegkd_bench.registry import Registry
 from eegkd_bench.teachers import teacher_info
@@ -85,19 +87,46 @@ class GridPlan:
         return [g for g in self.groups if TeacherGroup.key_of(g.cell) in keys]
 
 
+def grid_cells(registry: Registry, dataset: str, teacher: str, students: list[str], methods: list[str],
+               seeds: tuple[int, ...], preset: Preset, *, teacher_checkpoint: str | None = None,
+               options: Mapping[str, Mapping[str, Any]] | None = None) -> list[CellSpec]:
+    """The cells of one dataset, each component with its resolved options and the packages that provide it."""
+    t = resolve(registry, "teachers", teacher, options)
+    core = [("core", core_distribution()), ("dataset", registry.get("datasets", dataset).distribution),
+            ("teacher", t.provenance)]
+    cells = []
+    for seed in seeds:
+        for s in (resolve(registry, "students", name, options) for name in students):
+            for m in (resolve(registry, "distillers", name, options) for name in methods):
+                cells.append(CellSpec(
+                    dataset, teacher, s.name, m.name, seed, preset.name, preset.teacher_cfg, preset.student_cfg,
+                    teacher_checkpoint, t.options, s.options, m.options, _base(t), _base(s), _base(m),
+                    tuple(core + [("student", s.provenance), ("distiller", m.provenance)])))
+    return cells
+
+
+def _base(component: Component) -> str:
+    return "" if component.base == component.name else component.base
+
+
 def make_plan(registry: Registry, ctx: RunContext, reporter: Any, datasets: list[str], teacher: str,
               students: list[str], methods: list[str], seeds: tuple[int, ...], preset: Preset, *,
               teacher_checkpoint: str | None = None, retry_failed: bool = False,
-              teacher_options: dict[str, Any] | None = None) -> GridPlan:
-    """Every cell of the grid that has no finished record yet; cells whose dataset cannot load are skipped."""
+              teacher_options: dict[str, Any] | None = None,
+              options: Mapping[str, Mapping[str, Any]] | None = None) -> GridPlan:
+    """Every cell of the grid that has no finished record yet; cells whose dataset cannot load are skipped.
+
+    ``options`` sets component options by name (``{"kd": {"temperature": 2.0}}``);
+    ``teacher_options`` is shorthand for the teacher's.
+    """
     plan = GridPlan(cells=[])
     init = teacher_init_of(teacher_checkpoint)
+    options = {**(options or {})}
+    if teacher_options:
+        options[teacher] = {**options.get(teacher, {}), **teacher_options}
     for ds in datasets:
-        cells = [
-            CellSpec(ds, teacher, s, m, seed, preset.name, preset.teacher_cfg, preset.student_cfg,
-                     teacher_checkpoint, tuple(sorted((teacher_options or {}).items())))
-            for seed in seeds for s in students for m in methods
-        ]
+        cells = grid_cells(registry, ds, teacher, students, methods, seeds, preset,
+                           teacher_checkpoint=teacher_checkpoint, options=options)
         try:
             reporter.message(f"loading dataset {ds} …")
             windows = load_dataset(registry, ds, ctx.data_dir, ctx.cache_dir)
@@ -128,15 +157,15 @@ def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, 
     out: dict[CellSpec, frozenset[str]] = {}
     for cell in cells:
         spec = windows[cell.dataset].input_spec()
-        tkey = (cell.teacher, cell.teacher_options, spec)
+        tkey = (cell.factory_name("teacher"), cell.teacher_options, spec)
         if tkey not in infos:
-            teacher = registry.get("teachers", cell.teacher).factory(spec, **dict(cell.teacher_options))
+            teacher = registry.get("teachers", tkey[0]).factory(spec, **dict(cell.teacher_options))
             infos[tkey] = teacher_info(cell.teacher, teacher, spec)
-        key = (cell.student, cell.student_options, cell.distiller, cell.distiller_options, cell.student_cfg.augment,
-               tkey)
+        key = (cell.factory_name("student"), cell.student_options, cell.factory_name("distiller"),
+               cell.distiller_options, cell.student_cfg.augment, tkey)
         if key not in cached:
-            student = registry.get("students", cell.student).factory(spec, **dict(cell.student_options))
-            distiller_cls = registry.get("distillers", cell.distiller).factory
+            student = registry.get("students", key[0]).factory(spec, **dict(cell.student_options))
+            distiller_cls = registry.get("distillers", key[2]).factory
             distiller = distiller_cls(student=student, teacher=infos[tkey], spec=spec, **dict(cell.distiller_options))
             names = teacher_output_names(distiller, infos[tkey])
             cached[key] = frozenset(names if reads_output_cache(cell, distiller, teacher_cache) else ())
@@ -149,4 +178,4 @@ def preflight_plan(registry: Registry, plan: GridPlan, *, teacher_cache: bool = 
     plan.groups = teacher_groups(plan.cells, preflight(registry, plan.cells, plan.windows, teacher_cache=teacher_cache))
 
 
-__all__ = ["GridPlan", "TeacherGroup", "make_plan", "preflight", "preflight_plan", "teacher_groups"]
+__all__ = ["GridPlan", "TeacherGroup", "grid_cells", "make_plan", "preflight", "preflight_plan", "teacher_groups"]

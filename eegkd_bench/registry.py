@@ -14,14 +14,24 @@ SINGULAR = {"teachers": "teacher", "students": "student", "distillers": "distill
 
 @dataclass
 class Entry:
-    """One registered component."""
+    """One registered component, or a variant: another component (``base``) with some options set.
+
+    A variant has no factory of its own; ``metadata["base"]`` names its base and
+    ``metadata["options"]`` holds the option values it sets.
+    """
 
     kind: str
     name: str
-    factory: Callable[..., Any]
+    factory: Callable[..., Any] | None
     plugin: str
     description: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    distribution: str = ""  # "<name> <version>" of the installed package that registered it
+
+    @property
+    def base(self) -> str | None:
+        """The component this variant is based on (None: not a variant)."""
+        return self.metadata.get("base")
 
 
 class Registry:
@@ -34,8 +44,10 @@ class Registry:
     def add(self, entry: Entry) -> None:
         if entry.kind not in self._entries:
             raise ValueError(f"unknown component kind {entry.kind!r}; expected one of {KINDS}")
-        if not entry.name or entry.name != entry.name.strip() or "," in entry.name:
+        if not entry.name or entry.name != entry.name.strip() or "," in entry.name or "." in entry.name:
             raise ValueError(f"invalid {SINGULAR[entry.kind]} name {entry.name!r}")
+        if (entry.factory is None) == (entry.base is None):
+            raise ValueError(f"{SINGULAR[entry.kind]} {entry.name!r}: register either a factory or base=NAME")
         existing = self._entries[entry.kind].get(entry.name)
         if existing is not None:
             msg = (
@@ -45,6 +57,13 @@ class Registry:
             self.conflicts.append(msg)
             return
         self._entries[entry.kind][entry.name] = entry
+
+    def copy(self) -> "Registry":
+        """A registry with the same entries, to which a run may add its own variants."""
+        other = Registry()
+        other._entries = {k: dict(v) for k, v in self._entries.items()}
+        other.conflicts = list(self.conflicts)
+        return other
 
     def check_conflicts(self) -> None:
         if self.conflicts:
@@ -58,14 +77,46 @@ class Registry:
         names = self.names(kind)
         if pattern:
             names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-        return [self._entries[kind][n] for n in names]
+        return [self._resolved(kind, n) for n in names]
+
+    def _resolved(self, kind: str, name: str) -> Entry:
+        try:
+            return self.get(kind, name)
+        except UserError:  # a variant whose base is not installed: listed, fails when used
+            return self._entries[kind][name]
 
     def get(self, kind: str, name: str) -> Entry:
+        """The entry of ``name``; a variant's ``factory`` is its base's."""
         kind = _kind(kind)
         try:
-            return self._entries[kind][name]
+            entry = self._entries[kind][name]
         except KeyError:
             raise UserError(unknown_message(kind, name, self.names(kind))) from None
+        if entry.factory is None:
+            entry.factory = self.chain(kind, name)[-1].factory
+        return entry
+
+    def chain(self, kind: str, name: str) -> list[Entry]:
+        """``name``'s entry, then its base's, and so on down to a component with a factory."""
+        kind = _kind(kind)
+        out: list[Entry] = []
+        while True:
+            if name not in self._entries[kind]:
+                what = f"base of variant {out[-1].name!r}" if out else SINGULAR[kind]
+                raise UserError(unknown_message(kind, name, self.names(kind)).replace(
+                    f"unknown {SINGULAR[kind]}", f"unknown {what}", 1))
+            entry = self._entries[kind][name]
+            if entry in out:
+                raise UserError(f"variant {name!r} is its own base ({' -> '.join(e.name for e in out)}); "
+                                "give it another base")
+            out.append(entry)
+            if entry.base is None:
+                return out
+            name = entry.base
+
+    def kinds_of(self, name: str) -> list[str]:
+        """The kinds in which ``name`` is registered."""
+        return [k for k in KINDS if name in self._entries[k]]
 
     def select(self, kind: str, spec: str | Iterable[str], *, allow_all: bool = True) -> list[str]:
         """Resolve ``"a,b"``, ``"all"`` or wildcard patterns into registered names (order kept)."""

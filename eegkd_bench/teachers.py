@@ -78,12 +78,14 @@ def teacher_info(name: str, model: TeacherModel, spec: InputSpec) -> TeacherInfo
 
 
 def teacher_key(name: str, options: dict[str, Any], init_source: str, windows: EEGWindows, seed: int,
-                cfg: TrainConfig, label_smoothing: float, finetune: bool) -> str:
-    """Cache key of a fine-tuned teacher."""
+                cfg: TrainConfig, label_smoothing: float, finetune: bool,
+                provenance: dict[str, str] | None = None) -> str:
+    """Cache key of a fine-tuned teacher (``provenance``: the packages, with versions, that build it)."""
     return stable_hash({
         "format": TEACHER_FORMAT, "teacher": name, "options": options, "init": init_source,
         "dataset": windows.name, "data_checksum": windows.checksum, "split": split_digest(windows),
         "seed": seed, "recipe": cfg.as_dict(), "label_smoothing": label_smoothing, "finetune": finetune,
+        "provenance": provenance or {},
     })[:24]
 
 
@@ -122,6 +124,7 @@ def prepare_teacher(
     finetune: bool = True,
     progress: ProgressFn | None = None,
     device: str = "cpu",
+    provenance: dict[str, str] | None = None,
 ) -> PreparedTeacher:
     """Return the fine-tuned teacher for (teacher, dataset, seed, recipe), from cache when possible.
 
@@ -130,7 +133,7 @@ def prepare_teacher(
     options = dict(options or {})
     spec = windows.input_spec()
     init_source = f"sha256:{file_sha256(checkpoint)}" if checkpoint and Path(checkpoint).is_file() else "random"
-    key = teacher_key(name, options, init_source, windows, seed, cfg, label_smoothing, finetune)
+    key = teacher_key(name, options, init_source, windows, seed, cfg, label_smoothing, finetune, provenance)
     folder = cache_dir / "teachers" / key
     with file_lock(cache_dir / "teachers" / f"{key}.lock"):
         torch.manual_seed(seed)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import InputSpec, ModelOutput, TeacherModel, UserError
+from eegkd_bench.api import InputSpec, ModelOutput, Option, TeacherModel, UserError, option_defaults
 
 PATCH_SIZE = 200  # samples per patch: 1 s at the 200 Hz of the CBraMod recipe
 SFREQ = 200.0
@@ -356,17 +356,26 @@ def _describe_cbramod(state: Mapping[str, torch.Tensor], cfg: CBraModConfig) -> 
             f"{WEIGHTS_URL}")
 
 
-def _options(name: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(options) - set(allowed))
+def _options(name: str, options: dict[str, Any], declared: dict[str, Option]) -> dict[str, Any]:
+    """``options`` over the declared defaults; unknown names are a UserError."""
+    unknown = sorted(set(options) - set(declared))
     if unknown:
-        raise UserError(f"{name}: unknown option(s) {unknown}; expected some of {list(allowed)}")
+        raise UserError(f"{name}: unknown option(s) {unknown}; expected some of {list(declared)}")
+    return {**option_defaults(declared), **options}
+
+
+def _head_options(head: str) -> dict[str, Option]:
+    return {"head": Option(head, "downstream classification head", choices=HEADS),
+            "dropout": Option(0.1, "dropout of the classification head")}
+
+
+OPTIONS = {"cbramod": _head_options("flatten"), "cbramod-mini": _head_options("avgpool")}
 
 
 def cbramod(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> CBraModTeacher:
     """Full CBraMod (12 layers, d_model 200) with the official flatten head by default."""
-    _options("cbramod", options, ("head", "dropout"))
-    model = CBraModTeacher(spec, FULL, head=options.get("head", "flatten"),
-                           dropout=options.get("dropout", 0.1), name="cbramod")
+    opts = _options("cbramod", options, OPTIONS["cbramod"])
+    model = CBraModTeacher(spec, FULL, head=opts["head"], dropout=opts["dropout"], name="cbramod")
     if checkpoint:
         model.load_pretrained(checkpoint)
     return model
@@ -374,9 +383,8 @@ def cbramod(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> C
 
 def cbramod_mini(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> CBraModTeacher:
     """A small CBraMod (4 layers, d_model 64) with the average-pooling head by default."""
-    _options("cbramod-mini", options, ("head", "dropout"))
-    model = CBraModTeacher(spec, MINI, head=options.get("head", "avgpool"),
-                           dropout=options.get("dropout", 0.1), name="cbramod-mini")
+    opts = _options("cbramod-mini", options, OPTIONS["cbramod-mini"])
+    model = CBraModTeacher(spec, MINI, head=opts["head"], dropout=opts["dropout"], name="cbramod-mini")
     if checkpoint:
         model.load_pretrained(checkpoint)
     return model
@@ -386,6 +394,7 @@ def cbramod_mini(spec: InputSpec, checkpoint: str | None = None, **options: Any)
 def eegkd_register_teachers(register: Any) -> None:
     register("cbramod", cbramod, description="CBraMod (ICLR 2025): 12 criss-cross layers, d_model 200, ~4.9M "
              "backbone params; loads the official pretrained_weights.pth", family="cbramod", layers=12,
-             pretrained_url=WEIGHTS_URL)
+             pretrained_url=WEIGHTS_URL, options=OPTIONS["cbramod"])
     register("cbramod-mini", cbramod_mini, description="small CBraMod (our reading): 4 criss-cross layers, "
-             "d_model 64, average-pooling head; trains in seconds on a CPU", family="cbramod", layers=4)
+             "d_model 64, average-pooling head; trains in seconds on a CPU", family="cbramod", layers=4,
+             options=OPTIONS["cbramod-mini"])
