@@ -112,7 +112,8 @@ def make_context(results_dir: str | Path, cache_dir: str | Path | None, data_dir
     except OSError as exc:
         raise UserError(f"cannot create cache directory {cache}: {exc.strerror}; pass a writable --cache-dir") from None
     request = (device or "auto").strip().lower() or "auto"
-    return RunContext(ResultStore(results_dir, create=create_results, missing_ok=not create_results), cache, data_dir or os.environ.get("EEGKD_DATA"), latency,
+    store = ResultStore(results_dir, create=create_results, missing_ok=not create_results)
+    return RunContext(store, cache, data_dir or os.environ.get("EEGKD_DATA"), latency,
                       device=resolve_device(request) if resolve_device_here else "cpu", device_request=request)
 
 

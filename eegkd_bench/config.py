@@ -283,8 +283,8 @@ def register_variants(registry: Registry, variants: Mapping[str, Mapping[str, An
             opts = options_of(registry, kind, spec["base"])
             overrides = {k: check_value(name, k, v, _option(name, k, opts, f"variant of {SINGULAR[kind]}"))
                          for k, v in overrides.items()}
-            registry.add(Entry(kind, name, None, "(config)", f"variant of {spec['base']}",
-                               {"base": spec["base"], "options": overrides}))
+            what = f"{spec['base']} with {describe(sorted(overrides.items()))}"
+            registry.add(Entry(kind, name, None, "(config)", what, {"base": spec["base"], "options": overrides}))
 
 
 def validate(registry: Registry, settings: Settings) -> Registry:

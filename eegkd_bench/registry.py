@@ -1,6 +1,7 @@
 """Name -> factory lookups for the four component kinds, with wildcards and suggestions."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 from dataclasses import dataclass, field
@@ -46,8 +47,8 @@ class Registry:
             raise ValueError(f"unknown component kind {entry.kind!r}; expected one of {KINDS}")
         if not entry.name or entry.name != entry.name.strip() or "," in entry.name or "." in entry.name:
             raise ValueError(f"invalid {SINGULAR[entry.kind]} name {entry.name!r}")
-        if (entry.factory is None) == (entry.base is None):
-            raise ValueError(f"{SINGULAR[entry.kind]} {entry.name!r}: register either a factory or base=NAME")
+        if entry.factory is None and entry.base is None:
+            raise ValueError(f"{SINGULAR[entry.kind]} {entry.name!r}: register a factory or base=NAME")
         existing = self._entries[entry.kind].get(entry.name)
         if existing is not None:
             msg = (
@@ -86,14 +87,14 @@ class Registry:
             return self._entries[kind][name]
 
     def get(self, kind: str, name: str) -> Entry:
-        """The entry of ``name``; a variant's ``factory`` is its base's."""
+        """The entry of ``name``; a variant's comes with its base's ``factory``."""
         kind = _kind(kind)
         try:
             entry = self._entries[kind][name]
         except KeyError:
             raise UserError(unknown_message(kind, name, self.names(kind))) from None
-        if entry.factory is None:
-            entry.factory = self.chain(kind, name)[-1].factory
+        if entry.base is not None:
+            return dataclasses.replace(entry, factory=self.chain(kind, name)[-1].factory)
         return entry
 
     def chain(self, kind: str, name: str) -> list[Entry]:
@@ -106,7 +107,7 @@ class Registry:
                 raise UserError(unknown_message(kind, name, self.names(kind)).replace(
                     f"unknown {SINGULAR[kind]}", f"unknown {what}", 1))
             entry = self._entries[kind][name]
-            if entry in out:
+            if any(e.name == name for e in out):
                 raise UserError(f"variant {name!r} is its own base ({' -> '.join(e.name for e in out)}); "
                                 "give it another base")
             out.append(entry)
