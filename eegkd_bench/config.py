@@ -47,9 +47,8 @@ _TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a 
 _BARE_WORD = re.compile(r"[^\s\[\]{}\"'=,]+")
 
 
-def recipe_options(base: TrainConfig | None = None) -> dict[str, Option]:
+def recipe_options(base: TrainConfig) -> dict[str, Option]:
     """The options of a recipe (TrainConfig fields), with ``base``'s values as defaults."""
-    base = base or TrainConfig()
     return {f.name: Option(getattr(base, f.name), RECIPE_HELP.get(f.name, ""),
                            choices=RECIPE_CHOICES.get(f.name, ()))
             for f in dataclasses.fields(TrainConfig)}
@@ -79,8 +78,7 @@ class Settings:
         base = getattr(PRESETS[self.preset], RECIPES[which])
         values = self.options.get(which, {})
         opts = recipe_options(base)
-        return dataclasses.replace(base, **{k: check_value(which, k, v, _option(which, k, opts, "recipe"))
-                                            for k, v in values.items()})
+        return dataclasses.replace(base, **{k: check_value(which, k, v, opts, "recipe") for k, v in values.items()})
 
     def applied_preset(self) -> Preset:
         """The preset with this run's recipes."""
@@ -128,15 +126,12 @@ def apply_config(settings: Settings, data: Mapping[str, Any], where: str = "conf
 
 
 def _grid_value(key: str, value: Any, where: str) -> str:
-    if key == "seeds" and isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, list) and key not in ("preset", "teacher", "teacher_checkpoint"):
-        if key == "seeds" and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            return ",".join(map(str, value))
-        if all(isinstance(v, str) for v in value):
-            return ",".join(value)
-    if isinstance(value, str):
-        return value
+    single = key in ("preset", "teacher", "teacher_checkpoint")
+    items = value if isinstance(value, list) and not single else [value]
+    if key == "seeds" and all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        return ",".join(map(str, items))
+    if all(isinstance(v, str) for v in items):
+        return ",".join(items)
     shape = "a list of integers or a string like \"0-2\"" if key == "seeds" else (
         "a string" if key in ("preset", "teacher", "teacher_checkpoint") else "a list of names or a string")
     raise UserError(f"{where}: {key} = {value!r} is not valid; expected {shape}")
@@ -215,8 +210,10 @@ def options_of(registry: Registry, kind: str, name: str) -> dict[str, Option]:
     return declared_options(registry.chain(kind, name)[-1])
 
 
-def check_value(where: str, option: str, value: Any, opt: Option) -> Any:
-    """``value`` if it fits ``opt`` (an int for a float becomes a float; a tuple a list), else a UserError."""
+def check_value(where: str, option: str, value: Any, opts: Mapping[str, Option], kind: str = "") -> Any:
+    """``value`` if ``option`` is declared in ``opts`` and the value fits it (an int for a float becomes
+    a float; a tuple a list), else a one-line UserError naming ``where`` (a ``kind`` such as "distiller")."""
+    opt = _option(where, option, opts, kind)
     want = opt.value_type
     if isinstance(value, tuple):
         value = list(value)
@@ -281,8 +278,7 @@ def register_variants(registry: Registry, variants: Mapping[str, Mapping[str, An
                 raise UserError(f"variant {name!r} is already a registered {SINGULAR[kind]}; choose another name")
             overrides = {k: v for k, v in spec.items() if k != "base"}
             opts = options_of(registry, kind, spec["base"])
-            overrides = {k: check_value(name, k, v, _option(name, k, opts, f"variant of {SINGULAR[kind]}"))
-                         for k, v in overrides.items()}
+            overrides = {k: check_value(name, k, v, opts, f"variant of {SINGULAR[kind]}") for k, v in overrides.items()}
             what = f"{spec['base']} with {describe(sorted(overrides.items()))}"
             registry.add(Entry(kind, name, None, "(config)", what, {"base": spec["base"], "options": overrides}))
 
@@ -301,7 +297,7 @@ def validate(registry: Registry, settings: Settings) -> Registry:
             raise UserError(f"dataset {name!r} takes no options; datasets are configured by their plugin")
         opts = options_of(registry, kind, name)
         for option, value in values.items():
-            check_value(name, option, value, _option(name, option, opts, SINGULAR[kind]))
+            check_value(name, option, value, opts, SINGULAR[kind])
     return registry
 
 
@@ -327,8 +323,7 @@ def resolve(registry: Registry, kind: str, name: str, options: Mapping[str, Mapp
     values = {k: o.default for k, o in opts.items()}
     for entry in reversed(chain):
         for source in ((entry.metadata.get("options", {}) if entry.base else {}), options.get(entry.name, {})):
-            values.update({k: check_value(entry.name, k, v, _option(entry.name, k, opts, SINGULAR[root.kind]))
-                           for k, v in source.items()})
+            values.update({k: check_value(entry.name, k, v, opts, SINGULAR[root.kind]) for k, v in source.items()})
     dists = list(dict.fromkeys(e.distribution for e in chain if e.distribution))
     return Component(SINGULAR[root.kind], name, root.name, freeze(values), " + ".join(dists))
 
@@ -353,9 +348,8 @@ def show(registry: Registry, name: str, preset: str = "quick",
     kind = kind_of(registry, name)
     if kind == "recipe":
         opts = recipe_options(Settings(preset, options=dict(options or {})).recipe(name))
-        lines = [f"{name}: the {'student' if name == 'train' else 'teacher fine-tuning'} recipe "
-                 f"(defaults of preset {preset})"]
-        return lines + _option_rows(opts, {})
+        what = "student" if name == "train" else "teacher fine-tuning"
+        return [f"{name}: the {what} recipe (defaults of preset {preset})", *_option_rows(opts, {})]
     if kind == "datasets":
         entry = registry.get(kind, name)
         return [f"dataset {name}: {entry.description}", f"  provided by {entry.distribution or entry.plugin}",
@@ -368,8 +362,7 @@ def show(registry: Registry, name: str, preset: str = "quick",
     if entry.base:
         lines.append(f"  variant of {entry.base}; sets {describe(sorted(entry.metadata.get('options', {}).items()))}")
     opts = declared_options(root)
-    values = dict(component.options)
-    return lines + (_option_rows(opts, values) if opts else ["  declares no options"])
+    return lines + (_option_rows(opts, dict(component.options)) if opts else ["  declares no options"])
 
 
 def _option_rows(opts: Mapping[str, Option], values: Mapping[str, Any]) -> list[str]:
@@ -400,6 +393,5 @@ def format_value(v: Any) -> str:
     return '""' if v == "" else "none" if v is None else str(v)
 
 
-__all__ = ["Component", "RECIPES", "Settings", "apply_config", "check_value", "declared_options", "describe",
-           "freeze", "kind_of", "load_config", "options_of", "parse_set", "parse_value", "parse_variant",
-           "recipe_options", "register_variants", "resolve", "settings_from", "show", "validate"]
+__all__ = ["Component", "RECIPES", "Settings", "check_value", "declared_options", "describe", "load_config",
+           "parse_set", "parse_value", "resolve", "settings_from", "show", "validate"]
