@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sh = sub.add_parser("show", help="a component's options: defaults, types and help (a variant: base and overrides)")
     sh.add_argument("name", help="a distiller, student, teacher or dataset, or train / teacher_train (the recipes)")
-    sh.add_argument("--preset", choices=sorted(_presets()), default="quick", help="recipe defaults of this preset")
+    sh.add_argument("--preset", choices=sorted(_presets()), help="recipe defaults of this preset (default: quick)")
     sh.add_argument("--config", help="a run's config file (its variants and options are shown too)")
 
     ds = sub.add_parser("datasets", help="list datasets: available or not, where we looked, size, classes")
@@ -181,10 +181,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     from eegkd_bench.config import settings_from, show, validate
     from eegkd_bench.plugins import get_registry
 
-    reg = get_registry()
-    settings = settings_from(config=args.config)
-    reg = validate(reg, settings)
-    print("\n".join(show(reg, args.name, args.preset, settings.options)))
+    settings = settings_from(args.preset, args.config)
+    reg = validate(get_registry(), settings)
+    print("\n".join(show(reg, args.name, settings.preset, settings.options)))
     return EXIT_OK
 
 
@@ -243,8 +242,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     settings = settings_from(args.preset, args.config, {k: getattr(args, k) for k in (
         "methods", "students", "teacher", "datasets", "seeds", "teacher_checkpoint", "epochs", "teacher_epochs")},
         args.set, args.variant)
-    reg = get_registry()
-    reg = validate(reg, settings)  # every option and variant, before anything loads or is written
+    reg = validate(get_registry(), settings)  # every option and variant, before anything loads or is written
     preset = settings.applied_preset()
     if args.jobs is None:
         args.jobs = 1 if args.executor != "local" else preset.jobs

@@ -100,8 +100,10 @@ def grid_cells(registry: Registry, dataset: str, teacher: str, students: list[st
             for m in (resolve(registry, "distillers", name, options) for name in methods):
                 cells.append(CellSpec(
                     dataset, teacher, s.name, m.name, seed, preset.name, preset.teacher_cfg, preset.student_cfg,
-                    teacher_checkpoint, t.options, s.options, m.options, _base(t), _base(s), _base(m),
-                    tuple(core + [("student", s.provenance), ("distiller", m.provenance)])))
+                    teacher_checkpoint, teacher_options=t.options, student_options=s.options,
+                    distiller_options=m.options, teacher_base=_base(t), student_base=_base(s),
+                    distiller_base=_base(m),
+                    provenance=tuple(core + [("student", s.provenance), ("distiller", m.provenance)])))
     return cells
 
 
