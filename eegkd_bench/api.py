@@ -25,7 +25,6 @@ Conventions that every plugin relies on:
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Mapping
 

@@ -276,8 +276,16 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
                     for h in result.history],
         "student_label": distiller.student_label(cell.student),
         "distiller_report": distiller.report(),
+        "distiller_role": _role(registry, cell),  # leaderboard.roles
         "hparams": distiller.hparams,
     }
+
+
+def _role(registry: Registry, cell: CellSpec) -> str | None:
+    """The role the distiller's plugin declares; a run's own variants (absent in worker processes) have none."""
+    if cell.distiller not in registry.names("distillers"):
+        return None
+    return registry.get("distillers", cell.distiller).metadata.get("role")
 
 
 def needs_warmup(distiller: Distiller) -> bool:

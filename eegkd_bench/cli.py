@@ -52,9 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--preset", choices=sorted(_presets()), help="recipe defaults of this preset (default: quick)")
     sh.add_argument("--config", help="a run's config file (its variants and options are shown too)")
 
-    ds = sub.add_parser("datasets", help="list datasets: available or not, where we looked, size, classes")
+    ds = sub.add_parser("datasets", help="list datasets (every MOABB one too): paradigm, subjects, classes, on disk")
+    ds.add_argument("pattern", nargs="?", help="wildcard filter, case-insensitive, e.g. 'bnci*'")
     ds.add_argument("--data-dir", help="root of the real datasets (default: $EEGKD_DATA)")
     ds.add_argument("--json", action="store_true", help="machine-readable output")
+
+    dl = sub.add_parser("download", help="download MOABB datasets with MOABB's own downloader (needs internet)")
+    dl.add_argument("names", nargs="+", help="dataset names, e.g. BNCI2014_004 Lee2019_MI (case-insensitive)")
+    dl.add_argument("--subjects", help="e.g. 1-3,7 (default: every subject)")
+    dl.add_argument("--data-dir", help="where the files go (default: $EEGKD_DATA, else MNE's data folder)")
+    dl.add_argument("--accept-license", action="store_true", help="accept the licence of datasets that ask for it")
 
     run = sub.add_parser("run", help="run a benchmark grid (resumable)",
                          description="Run every method x student x dataset x seed cell. Finished cells are "
@@ -109,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--results", nargs="+", default=[DEFAULT_RESULTS], help="results directories (merged by cell key)")
     lb.add_argument("--format", choices=("md", "csv", "latex", "html"), default="md", help="table printed to stdout")
     lb.add_argument("--out", help="also write every format and the plots into this directory")
+    lb.add_argument("--reference", help="the proposed method(s) the paired tests compare against every other, "
+                                        "e.g. dlink (default: the methods whose plugin declares role='proposed')")
     lb.add_argument("--latest", action="store_true", help=LATEST_HELP)
 
     rs = sub.add_parser("results", help="export the raw result records")
@@ -191,7 +200,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from eegkd_bench.data.catalog import dataset_rows
     from eegkd_bench.plugins import get_registry
 
-    rows = dataset_rows(get_registry(), args.data_dir or os.environ.get("EEGKD_DATA"))
+    rows = dataset_rows(get_registry(), args.data_dir or os.environ.get("EEGKD_DATA"), args.pattern)
+    if args.pattern and not rows:
+        raise UserError(f"no dataset matches {args.pattern!r}; see eegkd-bench list datasets")
     if args.json:
         print(json.dumps(rows, indent=1, default=str))
         return EXIT_OK
@@ -199,18 +210,41 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for col in ("name", "kind", "available", "classes", "channels", "window", "size", "where / how to get"):
-        table.add_column(col, overflow="fold")
+    for col in ("name", "kind", "paradigm", "subjects", "classes", "channels", "window", "on disk", "size",
+                "where / how to get"):
+        table.add_column(col, overflow="fold", min_width={"name": 12, "window": 6}.get(col))
     for r in rows:
         avail = "[green]yes" if r.get("available") else "[red]no"
+        about = "" if r.get("exact", True) else "≈"  # facts from a summary table, not the dataset itself
         classes = r.get("classes")
         if isinstance(classes, (list, tuple)):
             classes = f"{len(classes)}: {', '.join(map(str, classes))}"
         where = r.get("where", "") if r.get("available") else f"{r.get('where', '')} — {r.get('how_to_get', '')}"
-        window = f"{r.get('window_s', '')} s" if r.get("window_s") else ""
-        table.add_row(str(r.get("name")), str(r.get("kind")), avail, str(classes or ""), str(r.get("channels") or ""),
-                      window, str(r.get("size") or ""), where)
+        cells = [r.get("subjects"), classes, r.get("channels"), f"{r['window_s']:g} s" if r.get("window_s") else ""]
+        table.add_row(str(r.get("name")), str(r.get("kind")), str(r.get("paradigm") or ""),
+                      *(f"{about}{c}" if c else "" for c in cells), avail, str(r.get("size") or ""), where)
     Console(width=max(120, _term_width())).print(table)
+    if any(not r.get("exact", True) for r in rows):
+        print("≈: from MOABB's summary tables; exact once a MOABB dataset was loaded or downloaded", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.presets import parse_seeds
+
+    reg = get_registry()
+    try:
+        subjects = list(parse_seeds(args.subjects)) if args.subjects else None
+    except UserError:
+        raise UserError(f"invalid --subjects {args.subjects!r}; expected subject numbers like 1,2,5 or 1-9") from None
+    for name in reg.select("datasets", args.names, allow_all=False):
+        ds = reg.get("datasets", name).factory()
+        if not callable(getattr(ds, "download", None)):
+            how = ds.availability(args.data_dir).how_to_get
+            raise UserError(f"eegkd-bench cannot download {name!r}; {how or 'see docs/real_datasets.md'}")
+        root = ds.download(args.data_dir, subjects, accept=args.accept_license)
+        print(f"{name}: downloaded to {root}; eegkd-bench datasets {name} --data-dir {root} shows it", file=sys.stderr)
     return EXIT_OK
 
 
@@ -308,7 +342,7 @@ def _slurm_options(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": args.slurm_cpus, "gpus": args.slurm_gpus, "cells_per_job": args.cells_per_job}
 
 
-def _write_board(dirs: list[Path | str], out: Path, argv: Sequence[str], *,
+def _write_board(dirs: list[Path | str], out: Path, argv: Sequence[str], reference: str | None = None,
                  records: list[dict[str, Any]] | None = None) -> list[Path]:
     from eegkd_bench.leaderboard import merge_result_dirs, write_leaderboard
     from eegkd_bench.results import latest_records
@@ -318,7 +352,7 @@ def _write_board(dirs: list[Path | str], out: Path, argv: Sequence[str], *,
         for msg in conflicts:
             print(f"warning: {msg}", file=sys.stderr)
         records = latest_records(records)
-    paths = write_leaderboard(records, out, command=_command_line(argv))
+    paths = write_leaderboard(records, out, command=_command_line(argv), reference=reference)
     if paths:
         print(f"leaderboard: {out}", file=sys.stderr)
     return paths
@@ -340,9 +374,9 @@ def cmd_leaderboard(args: argparse.Namespace, argv: Sequence[str]) -> int:
     records = latest_records(records) if args.latest else records
     if not records:
         raise UserError(f"no result records in {', '.join(map(str, dirs))}; run eegkd-bench run first")
-    print(render(records, args.format, command=_command_line(argv)))
+    print(render(records, args.format, command=_command_line(argv), reference=args.reference))
     if args.out:
-        _write_board(dirs, Path(args.out), argv, records=records)
+        _write_board(dirs, Path(args.out), argv, args.reference, records)
     return EXIT_OK
 
 
@@ -364,7 +398,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     else:
         from eegkd_bench.results import records_frame
 
-        records_frame(records).to_csv(sys.stdout, index=False)
+        records_frame(records).to_csv(sys.stdout, index=False)  # the same table export_records writes
     return EXIT_OK
 
 
@@ -400,6 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_datasets(args)
         if args.command == "show":
             return cmd_show(args)
+        if args.command == "download":
+            return cmd_download(args)
         if args.command == "run":
             return cmd_run(args, argv)
         if args.command == "leaderboard":

@@ -77,7 +77,7 @@ class Registry:
         kind = _kind(kind)
         names = self.names(kind)
         if pattern:
-            names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+            names = [n for n in names if fnmatch.fnmatchcase(n.casefold(), pattern.casefold())]
         return [self._resolved(kind, n) for n in names]
 
     def _resolved(self, kind: str, name: str) -> Entry:
@@ -87,15 +87,23 @@ class Registry:
             return self._entries[kind][name]
 
     def get(self, kind: str, name: str) -> Entry:
-        """The entry of ``name``; a variant's comes with its base's ``factory``."""
+        """The entry named ``name`` (see :meth:`canonical`); a variant's comes with its base's ``factory``."""
         kind = _kind(kind)
-        try:
-            entry = self._entries[kind][name]
-        except KeyError:
-            raise UserError(unknown_message(kind, name, self.names(kind))) from None
+        entry = self._entries[kind][self.canonical(kind, name)]
         if entry.base is not None:
-            return dataclasses.replace(entry, factory=self.chain(kind, name)[-1].factory)
+            return dataclasses.replace(entry, factory=self.chain(kind, entry.name)[-1].factory)
         return entry
+
+    def canonical(self, kind: str, name: str) -> str:
+        """``name`` as registered: an exact match first, else the one name that matches ignoring case."""
+        kind = _kind(kind)
+        entries = self._entries[kind]
+        if name in entries:
+            return name
+        folded = [n for n in entries if n.casefold() == name.casefold()]
+        if len(folded) == 1:
+            return folded[0]
+        raise UserError(unknown_message(kind, name, self.names(kind)))
 
     def chain(self, kind: str, name: str) -> list[Entry]:
         """``name``'s entry, then its base's, and so on down to a component with a factory."""
@@ -128,8 +136,8 @@ class Registry:
             raise UserError(f"empty {SINGULAR[kind]} selection; see eegkd-bench list {kind}")
         out: list[str] = []
         for part in parts:
-            if part == "all" and allow_all:
-                matched = self.names(kind)
+            if part == "all" and allow_all:  # entries registered with opt_in=True join only by name or pattern
+                matched = [n for n in self.names(kind) if not self._entries[kind][n].metadata.get("opt_in")]
             elif any(c in part for c in "*?["):
                 matched = [e.name for e in self.entries(kind, part)]
                 if not matched:
@@ -144,7 +152,8 @@ class Registry:
 
 def unknown_message(kind: str, name: str, known: list[str]) -> str:
     """``unknown distiller 'dlnk'; did you mean 'dlink'? see eegkd-bench list distillers``."""
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    by_folded = {k.casefold(): k for k in known}
+    close = [by_folded[c] for c in difflib.get_close_matches(name.casefold(), list(by_folded), n=3, cutoff=0.6)]
     if not close:
         close = [k for k in known if name.lower() in k.lower() or k.lower() in name.lower()][:3]
     sep = f"; did you mean {' or '.join(repr(c) for c in close)}? " if close else "; "

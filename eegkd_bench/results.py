@@ -142,12 +142,41 @@ def latest_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def records_frame(records: list[dict[str, Any]]):
+    """Records as one flat table: the one flattener behind ``eegkd-bench results`` (stdout and files) and exports.
+
+    Nested dicts become dotted columns (``metrics.balanced_accuracy``,
+    ``config.student_cfg.lr``); lists, and columns that mix types, become JSON
+    text, so every column has one type (as parquet needs).
+    """
+    import math
+
     import pandas as pd
 
     if not records:
         return pd.DataFrame(columns=list(RECORD_FIELDS))
-    flat = [{k: v for k, v in r.items() if k not in ("history",)} for r in records]
-    return pd.json_normalize(flat, max_level=1)
+    table = pd.json_normalize(records, sep=".")
+    for col in table.columns:
+        values = table[col]
+        if values.dtype != object:
+            continue
+        missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in values]
+        kinds = {_kind(v) for v, gone in zip(values, missing) if not gone}
+        if kinds - {"str"} and (len(kinds) > 1 or kinds & {"json"}):
+            table[col] = [None if gone else v if isinstance(v, str) else json.dumps(v, default=_json_default)
+                          for v, gone in zip(values, missing)]
+    return table
+
+
+def _kind(v: Any) -> str:
+    import numpy as np
+
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return "number"
+    return "json"
 
 
 def _json_default(obj: Any) -> Any:

@@ -9,7 +9,8 @@ import pytest
 
 from eegkd_bench.api import EEGWindows
 from eegkd_bench.data import cache
-from eegkd_bench.data.cache import CacheWarning, cached_windows, default_cache_dir, stable_hash
+from eegkd_bench.data.cache import CacheWarning, cached_windows, default_cache_dir
+from eegkd_bench.storage import stable_hash
 
 
 def _windows(seed: int = 0) -> EEGWindows:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import sys
 from io import StringIO
 from pathlib import Path
@@ -21,10 +22,10 @@ from eegkd_bench.leaderboard import (
     merge_result_dirs,
     paired_comparisons,
     render,
-    router_frame,
+    report_sections,
     write_leaderboard,
 )
-from eegkd_bench.plots import pareto_front
+from eegkd_bench.leaderboard.plots import pareto_front
 from eegkd_bench.results import ResultStore
 
 # ------------------------------------------------------------------- fixtures
@@ -33,8 +34,21 @@ DATASETS = {  # name: (kind, task, n_classes)
     "tuab": ("real", "binary", 2),
 }
 METHOD_BASE = {"none": 0.50, "kd": 0.55, "dlink": 0.60}
+ROLE = {"none": "baseline", "dlink": "proposed"}
 STUDENTS = {"eegnet": (2_500, 2.0e6, 0.8), "shallowconvnet": (40_000, 9.0e6, 1.5)}
 TEACHER = {"params": 4_900_000, "flops": 6.0e9, "latency": 35.0}
+
+
+def router_report(seed: int) -> dict[str, Any]:
+    """A distiller_report shaped exactly as DLink.report() writes it (test_dlink_cell_router_section checks that)."""
+    alpha = [0.1, 0.2 + 0.01 * seed, 0.7 - 0.01 * seed]
+    per_class = {"0": [0.3, 0.3, 0.4], "1": [0.0, 0.2, 0.8]}
+    layers = ["layer_1", "layer_2", "layer_3"]
+    return {"variant": "dlink",
+            "router": {"mode": "two-stage", "layers": layers, "alpha_mean": alpha, "alpha_per_class": per_class},
+            "sections": {"router": {"title": "Router: mean weight per teacher layer", "columns": layers,
+                                    "rows": {"all classes": alpha, **{f"class {c}": v for c, v in per_class.items()}},
+                                    "plot": "heatmap", "highlight": "max", "note": "two-stage mode"}}}
 
 
 def make_record(dataset: str, distiller: str, student: str, seed: int, *, status: str = "ok",
@@ -67,8 +81,10 @@ def make_record(dataset: str, distiller: str, student: str, seed: int, *, status
         "versions": {"eegkd_bench": "0.1.0", "torch": "2.13.0", "numpy": "2.1", "python": "3.12"},
         "created": created, "host": "box (x86_64)",
     }
+    if distiller in ROLE:
+        rec["distiller_role"] = ROLE[distiller]
     if distiller == "dlink":
-        rec["distiller_report"] = {"router_alpha": [0.1, 0.2 + 0.01 * seed, 0.7 - 0.01 * seed]}
+        rec["distiller_report"] = router_report(seed)
     if status == "failed":
         rec.update(error="RuntimeError: loss is nan", metrics={}, val_metrics={}, teacher_metrics={},
                    student_latency_ms=None)
@@ -89,6 +105,12 @@ def fixture_records() -> list[dict[str, Any]]:
                    error="skipped: tuev not downloaded: looked in /data/tuev; get it from isip.piconepress.com")
     recs.append(skipped)
     return recs
+
+
+def lines_of(md: str, heading: str) -> list[str]:
+    """The table lines under one '## heading' of a Markdown leaderboard."""
+    part = md.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    return [line for line in part.splitlines() if line.startswith("|")]
 
 
 # --------------------------------------------------------------- aggregation
@@ -150,26 +172,145 @@ def test_repeated_seed_counts_once_newest_wins() -> None:
 
 
 # ---------------------------------------------------------------- rendering
-def test_markdown_best_marked_simulated_label_and_sections() -> None:
+def test_markdown_headline_dataset_tables_and_sections() -> None:
     md = render(fixture_records(), "md", command="eegkd-bench leaderboard --results r")
     assert md.startswith("# eegkd-bench leaderboard — includes SIMULATED DATA")
-    assert "sim-mi (simulated) · Bal. acc" in md and "tuab · AUROC" in md
+    head = lines_of(md, "Headline")
+    # one column per dataset with its primary metric: balanced accuracy, AUROC for the binary task
+    assert head[0].startswith("| Method | Student | sim-mi (simulated) · Bal. acc | tuab · AUROC | Δ vs dlink |")
     assert "tuab (simulated)" not in md
-    # dlink on eegnet has the best mean everywhere: 0.62 + 0.01 = 0.630 on balanced accuracy
-    dlink_row = next(line for line in md.splitlines() if line.startswith("| dlink | eegnet"))
-    assert "**0.630 ± 0.010**" in dlink_row
-    kd_row = next(line for line in md.splitlines() if line.startswith("| kd | eegnet"))
-    assert "**" not in kd_row.split("|")[3]
-    teacher_row = next(line for line in md.splitlines() if line.startswith("| teacher | cbramod-mini"))
-    assert "0.710 ± 0.010" in teacher_row and "**0.710" not in teacher_row  # teacher is shown, not ranked
-    # failed cell is visible, with its seed count
-    assert "(n=2, 1 failed)" in md
-    # cost table: eegnet is cheapest, bold
-    assert "**2.5k**" in md and "**2M**" in md
+    # dlink on eegnet is best everywhere: balanced accuracy 0.62 + 0.01 * seed, AUROC 0.1 higher
+    dlink = next(line for line in head if line.startswith("| dlink | eegnet"))
+    assert "**0.630 ± 0.010**" in dlink and "**0.730 ± 0.010**" in dlink and "reference" in dlink
+    kd = next(line for line in head if line.startswith("| kd | eegnet"))
+    assert "**" not in kd.split("|")[3] and "-0.050" in kd
+    teacher = next(line for line in head if line.startswith("| teacher | cbramod-mini"))
+    assert "0.710 ± 0.010" in teacher and "**0.710" not in teacher  # teacher is shown, not ranked
+    # cost once per row, with the share of the teacher's: 2500 / 4.9 M params, 2 M / 6 G FLOPs
+    assert "**2.5 k (0.051%)**" in dlink and "**2 M (0.033%)**" in dlink
+    # rows: teacher, baseline, others, proposed
+    assert [line.split("|")[1].strip() for line in head[2:]] == ["teacher", "none", "none", "kd", "kd", "dlink",
+                                                                   "dlink"]
+    sim = lines_of(md, "sim-mi (simulated): all metrics and cost")
+    assert "Kappa" in sim[0] and "Train-only params" in sim[0]
+    tuab = lines_of(md, "tuab: all metrics and cost")
+    assert any("(n=2, 1 failed)" in line for line in tuab)  # the failed cell is visible, with its seed count
+    assert not any("ONNX" in line for line in head + sim)  # no export in these records: no columns for it
     for text in ("`eegkd-bench leaderboard --results r`", "eegkd-bench**: 0.1.0", "torch**: 2.13.0",
-                 "37 (35 ok, 1 failed, 1 skipped)", "### Skipped datasets", "tuev: 1 cell(s) skipped",
-                 "### Paired comparison (Wilcoxon signed-rank)", "### Router"):
+                 "37 (35 ok, 1 failed, 1 skipped)", "**data**: real (", "## Skipped datasets",
+                 "tuev: 1 cell(s) skipped", "## Paired comparison (Wilcoxon signed-rank)",
+                 "## Router: mean weight per teacher layer (bold: the largest of each row)"):
         assert text in md, text
+
+
+def test_router_section_from_dlink_report_shape() -> None:
+    md = render(fixture_records(), "md")
+    router = lines_of(md, "Router: mean weight per teacher layer")
+    assert router[0] == "| Method | Student | Dataset | Row | Seeds | layer_1 | layer_2 | layer_3 |"
+    row = next(line for line in router if "| dlink | eegnet | sim-mi (simulated) | all classes |" in line)
+    # mean over seeds 0, 1, 2 of [0.1, 0.2 + 0.01 s, 0.7 - 0.01 s], the largest in bold
+    assert row.endswith("| 3 | 0.10 | 0.21 | **0.69** |")
+    assert any("| class 1 | 3 | 0.00 | 0.20 | **0.80** |" in line for line in router)
+    assert "*two-stage mode*" in md
+    (sec,) = report_sections(fixture_records())
+    assert sec.name == "router" and sec.columns == ["layer_1", "layer_2", "layer_3"] and sec.plot == "heatmap"
+    assert {r.dataset for r in sec.rows} == {"sim-mi", "tuab"} and {r.n for r in sec.rows} == {3}
+
+
+def test_sections_of_records_stored_before_reports_had_them() -> None:
+    """Records with only DLink's router block get the section from the function the plugin registered."""
+    recs = fixture_records()
+    for r in recs:
+        if "distiller_report" in r:
+            del r["distiller_report"]["sections"]
+    md = render(recs, "md")
+    assert "| dlink | eegnet | sim-mi (simulated) | all classes | 3 | 0.10 | 0.21 | **0.69** |" in md
+    assert "| dlink | eegnet | tuab | class 1 | 3 | 0.00 | 0.20 | **0.80** |" in md
+
+
+def test_malformed_section_is_skipped_with_a_note() -> None:
+    recs = [make_record("sim-mi", "dlink", "eegnet", s) for s in range(2)]
+    recs[1]["distiller_report"]["sections"]["router"]["rows"]["all classes"] = [0.5, "x", 0.5]
+    notes: list[str] = []
+    (sec,) = report_sections(recs, problems=notes)
+    assert {r.n for r in sec.rows if r.label == "all classes"} == {1}
+    assert "row 'all classes' is not a list of numbers" in notes[0]
+    assert "was skipped" in render(recs, "md")
+
+
+def test_roles_come_from_records_not_names() -> None:
+    """A third party's methods get the proposed/baseline treatment from their declared roles alone."""
+    recs = []
+    for seed in range(7):
+        for name, role, value in (("mine", "proposed", 0.5 + 0.01 * (seed + 1)), ("plain", "baseline", 0.5),
+                                  ("other", None, 0.45)):
+            r = make_record("sim-mi", "kd", "eegnet", seed, value=value)
+            r.update(distiller=name, key=f"{name}-{seed}")
+            r.pop("distiller_role", None)
+            if role:
+                r["distiller_role"] = role
+            recs.append(r)
+    p = paired_comparisons(recs)
+    assert set(zip(p["method"], p["baseline"])) == {("mine", "plain"), ("mine", "other")}
+    f = leaderboard_frame(recs)
+    assert [i[1] for i in f.index] == ["teacher", "plain", "other", "mine"]
+    md = render(recs, "md")
+    assert "Δ vs mine" in md and "proposed mine; baseline (student trained alone) plain" in md
+    # 7 pairs, all positive and distinct: exact p = 2 / 2**7, Holm over 2 tests: 0.031 < 0.05, marked
+    plain = next(line for line in lines_of(md, "Headline") if line.startswith("| plain |"))
+    assert "-0.040 *" in plain
+    # --reference overrides the declared roles; a name not in the results is a one-line error
+    p2 = paired_comparisons(recs, reference="other")
+    assert set(p2["method"]) == {"other"} and set(p2["baseline"]) == {"plain", "mine"}
+    with pytest.raises(UserError, match="did you mean 'mine'"):
+        render(recs, "md", reference="mien")
+
+
+def test_no_proposed_method_says_how_to_name_one() -> None:
+    md = render([r for r in fixture_records() if r["distiller"] != "dlink"], "md")
+    assert "Δ vs" not in md and "no proposed method, nothing to compare: name one with --reference" in md
+
+
+def test_roles_fall_back_to_the_registered_plugins() -> None:
+    recs = fixture_records()
+    for r in recs:
+        r.pop("distiller_role", None)
+    p = paired_comparisons(recs)  # dlink registers role="proposed", none role="baseline"
+    assert set(p["method"]) == {"dlink"} and list(p["baseline"]) == ["none", "kd"]
+
+
+def test_student_label_tells_a_wrapped_student_apart_and_pairs_by_backbone() -> None:
+    recs = [r for r in fixture_records() if r["dataset"] == "sim-mi" and r["student"] == "eegnet"]
+    for r in recs:
+        if r["distiller"] == "dlink":
+            r["student_label"] = "eegnet + MiC"
+    f = leaderboard_frame(recs)
+    assert ("cbramod-mini", "dlink", "eegnet + MiC") in f.index and ("cbramod-mini", "kd", "eegnet") in f.index
+    md = render(recs, "md")
+    kd = next(line for line in lines_of(md, "Headline") if line.startswith("| kd | eegnet |"))
+    assert "-0.050 †" in kd  # paired with dlink on the same backbone; 3 pairs are too few for a test
+
+
+def test_export_columns_only_when_records_have_them() -> None:
+    recs = [r for r in fixture_records() if r["dataset"] == "sim-mi"]
+    for r in recs:
+        r["export"] = {"opset": 17, "fp32": {"size_kb": 20.0, "latency_ms": 0.5, "latency_p95_ms": 0.7,
+                                             "max_abs_diff": 1e-6},
+                       "int8": {"size_kb": 8.0, "latency_ms": 0.3, "latency_p95_ms": 0.4, "metrics": {},
+                                "key_metric_drop": 0.02 if r["distiller"] == "kd" else 0.01}}
+        r["teacher_export"] = {"fp32": {"size_kb": 400.0, "latency_ms": 10.0, "latency_p95_ms": 12.0,
+                                        "max_abs_diff": 1e-6}}
+    f = leaderboard_frame(recs)
+    assert f.loc[("cbramod-mini", "kd", "eegnet"), ("sim-mi", "int8_drop", "value")] == pytest.approx(0.02)
+    assert f.loc[("cbramod-mini", "teacher", "cbramod-mini"), ("sim-mi", "onnx_kb", "value")] == 400.0
+    md = render(recs, "md")
+    head = lines_of(md, "Headline")
+    assert "ONNX size (% of teacher)" in head[0] and "ONNX latency (ms) (% of teacher)" in head[0]
+    assert "int8 drop" in head[0] and "int8 size" in head[0]
+    kd = next(line for line in head if line.startswith("| kd | eegnet"))
+    assert "20 kB (5%)" in kd and "0.50 (5%)" in kd and "+0.020" in kd
+    table = pd.read_csv(StringIO(render(recs, "csv")), comment="#")
+    assert table.loc[table.method == "teacher", "onnx_latency_ms"].item() == 10.0
 
 
 def test_title_all_simulated() -> None:
@@ -183,16 +324,19 @@ def test_each_format_renders() -> None:
     recs = fixture_records()
     html_text = render(recs, "html")
     assert html_text.startswith("<!DOCTYPE html>") and "<strong>0.630 ± 0.010</strong>" in html_text
-    assert 'colspan="3">sim-mi (simulated)</th>' in html_text
+    assert 'colspan="1" data-dataset="sim-mi" data-filtered>sim-mi (simulated)</th>' in html_text
+    assert html_text.count("<svg") == 2 + 2  # accuracy vs FLOPs and router heatmap per dataset, inline
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html_text) and "<link" not in html_text
     tex = render(recs, "latex")
-    assert "\\textbf{0.630 $\\pm$ 0.010}" in tex and "\\multicolumn{3}{c}{sim-mi (simulated)}" in tex
-    assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") == 3  # metrics, cost, router
+    assert "\\textbf{0.630 $\\pm$ 0.010}" in tex and "\\multicolumn{1}{c}{sim-mi (simulated)}" in tex
+    assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") == 4  # headline, 2 datasets, router
     assert "cbramod-mini" in tex and "cbramod_mini" not in tex and "training\\_only" not in tex
     csv_text = render(recs, "csv")
     table = pd.read_csv(StringIO(csv_text), comment="#")
     assert len(table) == 7 * 2
     best = table[(table.method == "dlink") & (table.student == "eegnet") & (table.dataset == "sim-mi")]
     assert best["best"].item() == "balanced_accuracy;cohen_kappa;f1_weighted"
+    assert best["role"].item() == "proposed" and best["primary_metric"].item() == "balanced_accuracy"
     assert set(table[table.dataset == "sim-mi"].data_kind) == {"simulated"}
     kd = table[(table.method == "kd") & (table.student == "shallowconvnet") & (table.dataset == "tuab")]
     assert kd["cells_failed"].item() == 1 and kd["balanced_accuracy_n"].item() == 2
@@ -204,7 +348,7 @@ def test_each_format_renders() -> None:
 def test_dataset_where_every_cell_failed_still_shows_the_failures() -> None:
     recs = [make_record("tuab", "kd", "eegnet", s, status="failed") for s in range(2)]
     md = render(recs, "md")
-    assert "tuab · Bal. acc" in md and "— (2 failed)" in md
+    assert "tuab · AUROC" in md and "— (2 failed)" in md
 
 
 def test_two_teachers_get_their_own_rows() -> None:
@@ -230,6 +374,10 @@ def test_wilcoxon_all_positive_matches_exact_p() -> None:
     assert kd["p"] == pytest.approx(2 / 2 ** 11)
     assert kd["test"].startswith("exact")
     assert p.loc["none", "n_pairs"] == 12
+    assert set(p["student"]) == {"all"}
+    per_student = paired_comparisons(fixture_records(), by_student=True)
+    assert set(zip(per_student["baseline"], per_student["student"], per_student["n_pairs"])) == {
+        ("none", "eegnet", 6), ("none", "shallowconvnet", 6), ("kd", "eegnet", 6), ("kd", "shallowconvnet", 5)}
 
 
 def test_wilcoxon_distinct_differences_exact_p_and_small_n() -> None:
@@ -248,18 +396,6 @@ def test_holm_by_hand() -> None:
     adj = holm([0.01, 0.04, float("nan"), 0.03])
     assert adj[0] == pytest.approx(0.03) and adj[3] == pytest.approx(0.06) and adj[1] == pytest.approx(0.06)
     assert math.isnan(adj[2])
-
-
-def test_router_table() -> None:
-    r = router_frame(fixture_records())
-    row = r.loc[("dlink", "sim-mi")]
-    assert row["layer_2"] == pytest.approx(0.21) and row["layer_3"] == pytest.approx(0.69)
-    assert row["n"] == 6 and row["top_layer"] == 3
-    # per-class rows under an "overall"-less report are averaged with classes weighted equally
-    per_class = make_record("sim-mi", "dlink", "eegnet", 0)
-    per_class["distiller_report"] = {"router_alpha": [[0.2, 0.8], [0.6, 0.4]]}
-    assert router_frame([per_class]).loc[("dlink", "sim-mi"), "layer_1"] == pytest.approx(0.4)
-    assert router_frame([make_record("sim-mi", "kd", "eegnet", 0)]).empty
 
 
 # -------------------------------------------------------------------- merge
@@ -305,23 +441,72 @@ def test_merge_missing_dir_is_user_error(tmp_path: Path) -> None:
 def test_write_leaderboard_files_and_plots(tmp_path: Path) -> None:
     paths = write_leaderboard(fixture_records(), tmp_path / "board", command="eegkd-bench run --preset quick")
     names = sorted(p.name for p in paths)
-    assert names == sorted(["leaderboard.md", "leaderboard.csv", "leaderboard.html", "leaderboard.tex",
-                            "accuracy_vs_flops_sim-mi.png", "accuracy_vs_flops_sim-mi.svg",
-                            "accuracy_vs_flops_tuab.png", "accuracy_vs_flops_tuab.svg"])
+    assert names == sorted(["leaderboard.md", "leaderboard.csv", "leaderboard.html", "leaderboard.tex"]
+                           + [f"{stem}_{ds}.{ext}" for stem in ("accuracy_vs_flops", "router")
+                              for ds in ("sim-mi", "tuab") for ext in ("png", "svg")])
     for p in paths:
         assert p.exists() and p.stat().st_size > 200, p
-    assert (tmp_path / "board" / "accuracy_vs_flops_sim-mi.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    svg = (tmp_path / "board" / "accuracy_vs_flops_sim-mi.svg").read_text()
-    assert "SIMULATED DATA" in svg
-    assert "SIMULATED DATA" not in (tmp_path / "board" / "accuracy_vs_flops_tuab.svg").read_text()
+    board = tmp_path / "board"
+    assert (board / "accuracy_vs_flops_sim-mi.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "SIMULATED DATA" in (board / "accuracy_vs_flops_sim-mi.svg").read_text()
+    assert "SIMULATED DATA" not in (board / "accuracy_vs_flops_tuab.svg").read_text()
+    md = (board / "leaderboard.md").read_text()
+    assert "![sim-mi (simulated): Bal. acc vs FLOPs](accuracy_vs_flops_sim-mi.png)" in md
+    assert "![tuab: AUROC vs FLOPs](accuracy_vs_flops_tuab.png)" in md  # the headline's metric of a binary task
+    assert "(router_sim-mi.png)" in md.split("## Router")[1]
     assert write_leaderboard([], tmp_path / "empty") == []
 
 
-def test_pareto_front_by_hand() -> None:
-    cost = [1, 2, 3, 4, 2, float("nan")]
-    score = [0.5, 0.7, 0.6, 0.8, 0.7, 0.9]
-    # point 2 is beaten by 1 (cheaper, better); 4 ties 1 and only one represents it; nan is ignored
-    assert pareto_front(cost, score).tolist() == [0, 1, 3]
+def _drawn(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def test_plot_reads_at_a_glance_teacher_most_expensive() -> None:
+    from eegkd_bench.leaderboard.plots import accuracy_flops_figure
+
+    points = pd.DataFrame([
+        {"teacher": "t", "distiller": "teacher", "student": "big-fm", "flops": 4.1e9, "mean": 0.80, "std": 0.01,
+         "is_teacher": True},
+        {"teacher": "t", "distiller": "kd", "student": "eegnet", "flops": 4.1e7, "mean": 0.70, "std": 0.02,
+         "is_teacher": False},
+        {"teacher": "t", "distiller": "none", "student": "eegnet", "flops": 4.1e7, "mean": 0.70, "std": 0.02,
+         "is_teacher": False},
+        {"teacher": "t", "distiller": "dlink", "student": "deep", "flops": 3.0e8, "mean": 0.60, "std": 0.02,
+         "is_teacher": False},
+    ])
+    fig = accuracy_flops_figure(points, dataset="d", metric="balanced_accuracy", simulated=False,
+                                methods=["none", "kd", "dlink"])
+    renderer = _drawn(fig)
+    ax = fig.axes[0]
+    frame = ax.get_window_extent(renderer)
+    (label,) = [t for t in ax.texts if t.get_text().startswith("teacher")]
+    box = label.get_window_extent(renderer)
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+    ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert "100 M" in ticks and "1 G" in ticks and not any("10^" in t or "×" in t for t in ticks)
+    # the Pareto staircase: the cheap eegnet (0.70), then the teacher (0.80); the dominated deep net is not on it
+    (front,) = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert list(front.get_ydata()[:2]) == [0.70, 0.80]
+    # equal points (none and kd on eegnet) are nudged apart, not drawn on top of each other
+    centers = [line.get_xdata()[0] for line in ax.get_lines() if line.get_marker() == "s"]  # eegnet's marker
+    assert len(set(centers)) == len(centers) == 2
+
+
+def test_heatmap_of_a_section() -> None:
+    from eegkd_bench.leaderboard.plots import heatmap_figure
+
+    (sec,) = report_sections(fixture_records())
+    fig = heatmap_figure(sec, "sim-mi", simulated=True)
+    _drawn(fig)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["layer_1", "layer_2", "layer_3"]
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert "dlink · eegnet · all classes" in rows and "dlink · shallowconvnet · class 1" in rows
+    assert "0.69" in {t.get_text() for t in ax.texts} and "SIMULATED DATA" in ax.get_title()
 
 
 # ------------------------------------------------------------------- export
@@ -334,7 +519,7 @@ def test_export_csv_and_parquet_round_trip(tmp_path: Path) -> None:
     row = back[back.key == recs[0]["key"]].iloc[0]
     assert row["metrics.balanced_accuracy"] == pytest.approx(recs[0]["metrics"]["balanced_accuracy"])
     dl = back[back.key == "sim-mi-dlink-eegnet-1"].iloc[0]
-    assert json.loads(dl["distiller_report.router_alpha"]) == pytest.approx([0.1, 0.21, 0.69])
+    assert json.loads(dl["distiller_report.router.alpha_mean"]) == pytest.approx([0.1, 0.21, 0.69])
 
     pq = export_records(recs, tmp_path / "records.parquet", "parquet")
     back_pq = pd.read_parquet(pq)
@@ -349,3 +534,27 @@ def test_export_without_pyarrow_says_what_to_install(tmp_path: Path, monkeypatch
         export_records(fixture_records(), tmp_path / "x.parquet", "parquet")
     with pytest.raises(UserError, match="expected csv or parquet"):
         export_records(fixture_records(), tmp_path / "x.xlsx", "xlsx")
+
+
+# ---------------------------------------------------------------------- CLI
+def test_results_csv_stdout_and_out_file_agree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from eegkd_bench.cli import main
+
+    store = _store(tmp_path / "r", fixture_records())
+    assert main(["results", "--results", str(store), "--format", "csv"]) == 0
+    stdout = capsys.readouterr().out
+    assert main(["results", "--results", str(store), "--format", "csv", "--out", str(tmp_path / "x.csv")]) == 0
+    assert stdout == (tmp_path / "x.csv").read_text()
+    assert "distiller_report.router.alpha_mean" in stdout.splitlines()[0]
+
+
+def test_leaderboard_cli_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from eegkd_bench.cli import main
+
+    store = _store(tmp_path / "r", fixture_records())
+    assert main(["leaderboard", "--results", str(store), "--reference", "kd", "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "Δ vs kd" in out and "- kd vs none:" in out and "- kd vs dlink:" in out
+    assert "Δ vs kd" in (tmp_path / "b" / "leaderboard.md").read_text()
+    assert main(["leaderboard", "--results", str(store), "--reference", "dlnk"]) == 2
+    assert "did you mean 'dlink'" in capsys.readouterr().err

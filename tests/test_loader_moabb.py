@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from eegkd_bench.api import DataUnavailable
-from eegkd_plugins import moabb_datasets as md
+from eegkd_plugins.moabb_datasets import base as md
 from fixtures_real import write_bnci_mat, write_physionet_run
 
 BNCI_DIR = Path("MNE-bnci-data") / "~bci" / "database" / "001-2014"
@@ -53,7 +53,7 @@ def test_absent_fails_fast_without_moabb(cls, expected, mne_data, tmp_path, monk
     assert av.available is False and "0 of" in av.detail and str(mne_data / expected) in av.detail
     msg = str(err.value)
     assert msg.startswith(f"{cls.name}: not downloaded (no {mne_data / expected})")
-    assert "MOABB_DOWNLOAD_PROVIDER=upstream" in msg and "\n" not in msg
+    assert f"eegkd-bench download {cls.__name__}" in msg and "\n" not in msg
 
 
 def test_expected_paths_match_moabbs_own(mne_data):

@@ -3,6 +3,7 @@
 Only the cache is imported here; ``eegkd_bench.data.simulate`` (numpy/scipy/MNE) and
 ``eegkd_bench.data.catalog`` are imported where they are used, so importing the package is cheap.
 """
-from eegkd_bench.data.cache import cached_windows, default_cache_dir, stable_hash
+from eegkd_bench.data.cache import cached_windows, default_cache_dir
+from eegkd_bench.storage import stable_hash
 
 __all__ = ["cached_windows", "default_cache_dir", "stable_hash"]

@@ -11,9 +11,8 @@ size-only check would let a bit-flipped or truncated-then-padded file through, s
 full hash. ``X`` is returned memory-mapped copy-on-write (``mmap_mode="c"``): pages stay shared
 through the page cache and writing to the array never touches the cache file.
 
-Atomicity: an entry is written into a temporary sibling directory and renamed into place, so a
-reader sees either a complete entry or none; when two processes build the same entry the first
-rename wins and the other discards its copy.
+Atomicity: an entry is written into a temporary sibling directory and renamed into place
+(:func:`eegkd_bench.storage.atomic_directory`), so a reader sees either a complete entry or none.
 """
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from eegkd_bench.api import EEGWindows
 from eegkd_bench.errors import DataUnavailable, UserError
 from eegkd_bench.registry import Registry
 
-COLUMNS = ("name", "kind", "available", "where", "size", "classes", "channels", "window_s", "sfreq",
-           "description", "how_to_get", "plugin")
+COLUMNS = ("name", "kind", "paradigm", "subjects", "available", "where", "size", "classes", "channels", "window_s",
+           "sfreq", "description", "how_to_get", "plugin", "exact")
 _MAX_FILES = 20_000  # stop counting bytes of a huge tree: the listing must stay under a second
 
 
@@ -49,19 +49,27 @@ def disk_size(where: str) -> str:
         return ""
 
 
-def dataset_rows(registry: Registry, data_dir: str | None = None) -> list[dict[str, Any]]:
-    """One row per registered dataset (static facts + availability); never loads or downloads data."""
+def dataset_rows(registry: Registry, data_dir: str | None = None, pattern: str | None = None) -> list[dict[str, Any]]:
+    """One row per registered dataset (static facts + availability); never loads or downloads data.
+
+    ``exact`` is False where a plugin only has approximate facts (e.g. MOABB's
+    summary tables before MOABB's classes were read).
+    """
     rows = []
-    for entry in registry.entries("datasets"):
+    for entry in registry.entries("datasets", pattern):
         row: dict[str, Any] = {k: "" for k in COLUMNS}
         row.update(name=entry.name, plugin=entry.plugin, description=entry.description, available=False)
         try:
             ds = entry.factory()
             names = list(getattr(ds, "class_names", ()) or ())
+            n_classes = len(names) or int(getattr(ds, "n_classes", 0) or 0)
             row.update(
                 kind=getattr(ds, "kind", "") or entry.metadata.get("kind", ""),
+                paradigm=getattr(ds, "paradigm", "") or "",
+                subjects=int(getattr(ds, "n_subjects", 0) or 0) or "",
+                exact=bool(getattr(getattr(ds, "facts", None), "exact", True)),
                 description=getattr(ds, "description", "") or entry.description,
-                classes=f"{len(names)}: {', '.join(names)}" if names else "",
+                classes=f"{n_classes}: {', '.join(names)}" if names else (str(n_classes) if n_classes else ""),
                 channels=int(getattr(ds, "n_channels", 0) or 0) or "",
                 window_s=float(getattr(ds, "window_s", 0.0) or 0.0) or "",
                 sfreq=float(getattr(ds, "sfreq", 0.0) or 0.0) or "",

@@ -11,6 +11,9 @@ from typing import Any, Protocol
 
 from eegkd_bench.cell import RunContext
 from eegkd_bench.errors import UserError
+from eegkd_bench.executors.cluster import SubmititExecutor
+from eegkd_bench.executors.pool import PoolExecutor
+from eegkd_bench.executors.serial import SerialExecutor
 from eegkd_bench.plan import GridPlan
 from eegkd_bench.registry import Registry
 
@@ -37,18 +40,10 @@ class Executor(Protocol):
 def make_executor(name: str, *, registry: Registry, jobs: int = 1, options: dict[str, Any] | None = None) -> Executor:
     """The executor for ``--executor NAME`` (``local`` with ``--jobs N`` > 1 is a process pool)."""
     if name in ("slurm", "submitit-local"):
-        from eegkd_bench.executors.cluster import SubmititExecutor
-
         return SubmititExecutor(name, options or {})
     if name != "local":
         raise UserError(f"unknown executor {name!r}; expected one of {', '.join(EXECUTORS)}")
-    if jobs <= 1:
-        from eegkd_bench.executors.serial import SerialExecutor
-
-        return SerialExecutor(registry)
-    from eegkd_bench.executors.pool import PoolExecutor
-
-    return PoolExecutor(jobs)
+    return SerialExecutor(registry) if jobs <= 1 else PoolExecutor(jobs)
 
 
-__all__ = ["EXECUTORS", "Executor", "Reporter", "make_executor"]
+__all__ = ["EXECUTORS", "Executor", "PoolExecutor", "Reporter", "SerialExecutor", "SubmititExecutor", "make_executor"]

@@ -1,7 +1,7 @@
 """``dlink``: Distilling Layer-wise and Dominant Knowledge from EEG foundation models (arXiv 2604.15016).
 
 The paper's full text is not public to us; this is *our reading* of its abstract
-(see /work/shared/DESIGN.md and docs/distillers.md). Three parts, each switchable:
+(see docs/distillers.md). Three parts, each switchable:
 
 1. **router** (:mod:`.router`, training-only): per-input weights ``alpha`` over the
    teacher layers give the target ``H~ = sum_l alpha_l H'_l``. Default schedule
@@ -320,18 +320,39 @@ class DLink(Distiller):
         if self.mic is not None:
             rep["mic"] = self.mic.parts()
         if self.router is not None:
+            alpha = self.alpha_report()
             rep["router"] = {"mode": self.hparams["router_mode"], "fitted_before_training": self.router_fitted,
-                             **self.router_stats, **self.alpha_report()}
+                             **self.router_stats, **alpha}
+            if sections := router_sections(rep):
+                rep["sections"] = sections
         return rep
+
+
+def router_sections(report: dict[str, Any]) -> dict[str, Any]:
+    """The leaderboard's router section (CONTRIBUTING.md, "Report sections") from a report's ``router`` block.
+
+    Registered as ``sections=`` too, so records stored before reports carried sections get it as well.
+    """
+    router = (report or {}).get("router") or {}
+    if not router.get("alpha_mean") or not router.get("layers"):
+        return {}
+    rows = {"all classes": router["alpha_mean"]}
+    rows.update((f"class {c}", v) for c, v in (router.get("alpha_per_class") or {}).items())
+    return {"router": {"title": "Router: mean weight per teacher layer", "columns": list(router["layers"]),
+                       "rows": rows, "plot": "heatmap", "highlight": "max",
+                       "note": "two-stage mode: the frozen router's weights on the training windows; joint mode: "
+                               "the last epoch's"}}
 
 
 @hookimpl
 def eegkd_register_distillers(register) -> None:
-    register("dlink", DLink, description="DLink (our reading): layer router + project-then-compress MiC + spectral")
-    register("dlink-norouter", base="dlink", options={"use_router": False},
+    register("dlink", DLink, role="proposed", sections=router_sections,
+             description="DLink (our reading): layer router + project-then-compress MiC + spectral")
+    register("dlink-norouter", base="dlink", options={"use_router": False}, role="ablation",
              description="DLink ablation: last teacher layer only, no router")
-    register("dlink-nospec", base="dlink", options={"lambda_spec": 0.0}, description="DLink ablation: no spectral term")
-    register("dlink-nomic", base="dlink", options={"use_mic": False},
+    register("dlink-nospec", base="dlink", options={"lambda_spec": 0.0}, role="ablation", sections=router_sections,
+             description="DLink ablation: no spectral term")
+    register("dlink-nomic", base="dlink", options={"use_mic": False}, role="ablation", sections=router_sections,
              description="DLink ablation: plain student + training-only adapter")
     register("mic-ce", base="dlink", options={"use_router": False, "lambda_feat": 0.0, "lambda_spec": 0.0,
                                               "kd_weight": 0.0},

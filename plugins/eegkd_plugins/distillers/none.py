@@ -20,4 +20,5 @@ class NoDistillation(Distiller):
 
 @hookimpl
 def eegkd_register_distillers(register) -> None:
-    register("none", NoDistillation, description="no distillation: cross-entropy on the labels only")
+    register("none", NoDistillation, role="baseline",
+             description="no distillation: cross-entropy on the labels only")

@@ -1,9 +1,11 @@
-"""MOABB datasets, read by MOABB's own dataset and paradigm classes, never downloaded by us.
+"""MOABB datasets, read by MOABB's own dataset and paradigm classes, downloaded only on request.
 
-Registered: ``bnci2014_001`` (BCI Competition IV 2a) and ``physionetmi``
+Here: ``bnci2014_001`` (BCI Competition IV 2a) and ``physionetmi``
 (PhysioNet EEG Motor Movement/Imagery), preprocessed as CBraMod's
-``preprocessing_bciciv2a.py`` / ``preprocessing_physio.py`` do, and
-:class:`MoabbDataset` for any other MOABB dataset::
+``preprocessing_bciciv2a.py`` / ``preprocessing_physio.py`` do; every other
+MOABB dataset of the motor imagery, P300 and SSVEP paradigms is registered by
+:mod:`eegkd_plugins.moabb_datasets.catalog` under its MOABB name. :class:`MoabbDataset`
+takes any MOABB dataset and paradigm::
 
     from eegkd_plugins.moabb_datasets import MoabbDataset
     register("bnci2014_004", lambda: MoabbDataset("BNCI2014_004", "LeftRightImagery"))
@@ -12,6 +14,10 @@ Where the files are: MOABB's own place, ``<MNE root>/MNE-<sign>-data/...``,
 with the MNE root taken from ``data_dir`` / ``$EEGKD_DATA`` when that folder
 holds ``MNE-<sign>-data`` (directly or under ``mne_data/``), else MNE's
 ``MNE_DATASETS_<SIGN>_PATH`` / ``MNE_DATA`` configuration, else ``~/mne_data``.
+
+Downloads happen only through :meth:`MoabbDataset.download` (``eegkd-bench
+download NAME``), which runs MOABB's downloader subject by subject and records
+the files it fetched in ``<root>/eegkd-moabb/<Dataset>.json``.
 
 Offline guarantee: availability and the not-downloaded failure never import
 MOABB (importing it takes seconds) and never call a downloader; loading runs
@@ -23,32 +29,41 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
+import json
 import os
+import socket
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from eegkd_bench import hookimpl
 from eegkd_bench.api import Availability, DataUnavailable, Dataset, EEGWindows, UserError
 from eegkd_bench.data import preprocess as pp
+from eegkd_bench.errors import one_line
 
 RECIPE_VERSION = 1
 
 
 # ---------------------------------------------------------------------- MNE root
-def mne_root(sign: str | None, data_dir: str | os.PathLike | None = None) -> tuple[Path, list[str]]:
-    """The MNE data root MOABB would use for ``sign`` (e.g. ``BNCI``), and every place considered."""
+def mne_root(sign: str | None, data_dir: str | os.PathLike | None = None,
+             key: str | None = None) -> tuple[Path, list[str]]:
+    """The MNE data root MOABB would use for ``sign`` (e.g. ``BNCI``), and every place considered.
+
+    ``data_dir`` / ``$EEGKD_DATA`` win when they hold ``key`` (default ``MNE-<sign>-data``).
+    """
     import mne
 
     looked: list[str] = []
-    key_dir = f"MNE-{sign.lower()}-data" if sign else None
+    key_dir = key or (f"MNE-{sign.lower()}-data" if sign else None)
     for base in (data_dir, os.environ.get(pp.ENV_DATA)):
         if not base:
             continue
         for cand in (Path(base).expanduser(), Path(base).expanduser() / "mne_data"):
             looked.append(str(cand))
-            if key_dir and (cand / key_dir).is_dir():
+            if key_dir and (cand / key_dir).exists():
                 return cand, looked
     configured = (mne.get_config(f"MNE_DATASETS_{sign.upper()}_PATH") if sign else None) or mne.get_config("MNE_DATA")
     root = Path(configured).expanduser() if configured else Path.home() / "mne_data"
@@ -135,6 +150,118 @@ def number_ranges(numbers: Sequence[int]) -> str:
     return ", ".join(out)
 
 
+def subject_ranges(subjects: Sequence[Any]) -> str:
+    """:func:`number_ranges` for integer subject ids, else the ids joined by commas."""
+    if all(isinstance(s, (int, np.integer)) for s in subjects):
+        return number_ranges([int(s) for s in subjects])
+    return ", ".join(str(s) for s in subjects)
+
+
+def _files_under(paths: Sequence[Path]) -> list[Path]:
+    """The files among ``paths``, with the files inside the folders some MOABB loaders return."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_file():
+            out.append(p)
+        elif p.is_dir():
+            out.extend(f for f in sorted(p.rglob("*")) if f.is_file())
+    return out
+
+
+def _moabb_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("moabb")
+    except PackageNotFoundError:
+        return "not installed"
+
+
+@dataclass
+class SubjectWindows:
+    """One subject's windows in microvolts, as MOABB epoched and resampled them."""
+
+    subject: str
+    split: str
+    X: np.ndarray  # (k, channels, samples)
+    y: np.ndarray  # (k,) class indices
+    ch_names: list[str]
+
+
+# ------------------------------------------------------------ downloads and their record
+MANIFEST_DIR = "eegkd-moabb"
+
+
+def manifest_path(root: Path, dataset_class: str) -> Path:
+    """Where ``eegkd-bench download`` records which files MOABB fetched for a dataset under ``root``."""
+    return root / MANIFEST_DIR / f"{dataset_class}.json"
+
+
+def read_manifest(root: Path, dataset_class: str) -> dict[str, Any] | None:
+    """The download record of a dataset (None when there is none or it is unreadable)."""
+    try:
+        return json.loads(manifest_path(root, dataset_class).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON in one step: a reader sees the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def download_root(data_dir: str | os.PathLike | None) -> Path:
+    """Where ``eegkd-bench download`` puts MOABB's files: ``data_dir``, else ``$EEGKD_DATA``, else MNE's data root."""
+    base = data_dir or os.environ.get(pp.ENV_DATA)
+    return Path(base).expanduser() if base else mne_root(None)[0]
+
+
+def _flat_paths(value: Any) -> list[str]:
+    """MOABB's ``data_path`` returns a path, a list of paths or nested lists; flatten them."""
+    if isinstance(value, (str, os.PathLike)):
+        return [os.fspath(value)]
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in _flat_paths(v)]
+    if isinstance(value, (list, tuple)):
+        return [p for v in value for p in _flat_paths(v)]
+    return []
+
+
+_NETWORK_MODULES = ("requests", "urllib3", "httpx", "httpcore", "socket", "ssl")
+
+
+def _network_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a failed connection rather than a bad file."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        top = type(seen).__module__.split(".")[0]
+        if isinstance(seen, (ConnectionError, TimeoutError, socket.gaierror)) or top in _NETWORK_MODULES:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@contextlib.contextmanager
+def moabb_online(root: Path, sign: str | None) -> Iterator[None]:
+    """MOABB's environment for a download into ``root`` (its upstream hosts, which loading reads back)."""
+    env = {"MNE_DATA": str(root), "MOABB_DOWNLOAD_PROVIDER": "upstream"}
+    if sign:
+        env[f"MNE_DATASETS_{sign.upper()}_PATH"] = str(root)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 # ---------------------------------------------------------------------- the class
 class MoabbDataset(Dataset):
     """Any MOABB dataset + paradigm as windows at 200 Hz in uV / 100, with a subject split.
@@ -153,6 +280,7 @@ class MoabbDataset(Dataset):
     #: MOABB's ``sign`` (the ``MNE-<sign>-data`` folder), when known without importing MOABB
     sign: str | None = None
     subject_format = "{:d}"
+    n_subjects = 0
 
     def __init__(self, dataset: str, paradigm: str = "MotorImagery", *, name: str | None = None,
                  events: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
@@ -214,21 +342,26 @@ class MoabbDataset(Dataset):
         kwargs = {"tmin": self.tmin, "tmax": self.tmax, "resample": pp.TARGET_SFREQ, **self.paradigm_kwargs}
         if self.events:
             kwargs.setdefault("events", list(self.events))
-            kwargs.setdefault("n_classes", len(self.events))
+            if "n_classes" in inspect.signature(base.__init__).parameters:  # P300 has no n_classes
+                kwargs.setdefault("n_classes", len(self.events))
         return _Paradigm(**kwargs)
 
     # -- files
-    def expected_files(self, subject: int, root: Path) -> list[Path] | None:
+    def expected_files(self, subject: Any, root: Path) -> list[Path] | None:
         """The files MOABB reads for one subject (None: ask MOABB itself)."""
         return None
 
-    def _subject_list(self) -> list[int]:
+    def root_key(self) -> str | None:
+        """What marks a folder as this dataset's MNE root (see :func:`mne_root`)."""
+        return None
+
+    def _subject_list(self) -> list[Any]:
         if self.subjects is not None:
             return list(self.subjects)
         return list(self.moabb_dataset().subject_list)
 
-    def _missing_by_subject(self, root: Path) -> dict[int, list[Path]]:
-        out: dict[int, list[Path]] = {}
+    def _missing_by_subject(self, root: Path) -> dict[Any, list[Path]]:
+        out: dict[Any, list[Path]] = {}
         for s in self._subject_list():
             expected = self.expected_files(s, root)
             if expected is None:  # ask MOABB where its files go, with downloads disabled
@@ -241,32 +374,78 @@ class MoabbDataset(Dataset):
                         probe.append(Path(f"<{type(exc).__name__}: {exc}>"))
                 out[s] = probe
             else:
-                out[s] = [p for p in expected if not p.is_file()]
+                out[s] = [p for p in expected if not p.exists()]
         return out
 
-    def split_of(self, subjects: Sequence[int]) -> dict[int, str]:
-        """Protocol split of every subject number."""
+    def split_of(self, subjects: Sequence[Any]) -> dict[Any, str]:
+        """Protocol split of every subject: the declared one, else the first 70 % train, 15 % val, the rest test.
+
+        Subjects are ordered naturally (2 before 10) over the dataset's whole
+        subject list, so the split does not depend on which subjects are downloaded.
+        """
         if self.splits:
             return {s: split for split, members in self.splits.items() for s in members}
         by_id = pp.split_fractions([str(s) for s in subjects], 0.70, 0.15)
-        return {int(k): v for k, v in by_id.items()}
+        return {s: by_id[str(s)] for s in subjects}
 
     def how_to_get(self, root: Path) -> str:
-        """The command that downloads the dataset to ``root``."""
-        return (f"download it with MOABB: MOABB_DOWNLOAD_PROVIDER=upstream MNE_DATA={root} python -c "
-                f"\"import moabb.datasets as d; d.{self.dataset_class}().download()\"")
+        """The command that downloads the dataset to ``root`` (MOABB's own downloader underneath)."""
+        return f"download it with `eegkd-bench download {self.dataset_class} --data-dir {root}` (MOABB's downloader)"
 
     def legacy_hint(self, root: Path) -> str:
         """A hint when the files sit where an older MOABB put them (none by default)."""
         return ""
 
+    def download(self, data_dir: str | None = None, subjects: Sequence[Any] | None = None, *,
+                 accept: bool = False, progress: Callable[[str], None] | None = None) -> Path:
+        """Fetch the dataset with MOABB's own downloader, subject by subject; return the root it went to.
+
+        Each finished subject is recorded in ``<root>/eegkd-moabb/<Dataset>.json``
+        with the files MOABB reads for it, so an interrupted download keeps its
+        progress and availability checks need no MOABB. Raises :class:`UserError`
+        (one line) when MOABB cannot reach its server.
+        """
+        say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        root = download_root(data_dir)
+        say(f"{self.name}: importing MOABB {_moabb_version()} ...")
+        ds = self.moabb_dataset()
+        all_subjects = list(ds.subject_list)
+        wanted = list(subjects) if subjects else all_subjects
+        unknown = [s for s in wanted if s not in all_subjects]
+        if unknown:
+            raise UserError(f"{self.name}: no subject(s) {subject_ranges(unknown)}; MOABB's {self.dataset_class} "
+                            f"has subjects {subject_ranges(all_subjects)}")
+        manifest = read_manifest(root, self.dataset_class) or {"dataset": self.dataset_class, "subjects": {}}
+        manifest.update(moabb=_moabb_version(), subject_list=all_subjects)
+        root.mkdir(parents=True, exist_ok=True)
+        for i, s in enumerate(wanted, 1):
+            say(f"{self.name}: subject {s} ({i} of {len(wanted)}) -> {root}")
+            try:
+                with moabb_online(root, self.sign):
+                    ds.download(subject_list=[s], path=str(root), update_path=False, accept=accept, verbose="info")
+                with moabb_offline(root, self.sign):  # where MOABB keeps them, now that they are there
+                    paths = _flat_paths(ds.data_path(s, path=str(root)))
+            except (UserError, KeyboardInterrupt):
+                raise
+            except Exception as exc:
+                what = one_line(exc)
+                if _network_error(exc):
+                    raise UserError(f"{self.name}: cannot download subject {s}: MOABB's server is unreachable "
+                                    f"({what}); run `eegkd-bench download {self.dataset_class}` on a machine "
+                                    f"with internet access and copy {root} here") from None
+                raise UserError(f"{self.name}: MOABB's download of subject {s} failed ({what})") from None
+            manifest["subjects"][str(s)] = [os.path.relpath(p, root) if Path(p).is_relative_to(root) else p
+                                            for p in paths]
+            write_json(manifest_path(root, self.dataset_class), manifest)  # progress survives an interruption
+        return root
+
     # -- the contract
     def availability(self, data_dir: str | None = None) -> Availability:
         """Which subjects' files are on disk where MOABB looks (no download, no network)."""
-        root, _ = mne_root(self.sign, data_dir)
+        root, _ = mne_root(self.sign, data_dir, self.root_key())
         missing = self._missing_by_subject(root)
         present = [s for s, m in missing.items() if not m]
-        detail = f"{len(present)} of {len(missing)} subjects downloaded"
+        detail = f"{len(present)} of {len(missing) or self.n_subjects or '?'} subjects downloaded"
         if len(present) < len(missing):
             first = next(m[0] for m in missing.values() if m)
             detail += f"; e.g. missing {first}"
@@ -276,45 +455,56 @@ class MoabbDataset(Dataset):
 
     def load(self, data_dir: str | None = None, cache_dir: str | None = None) -> EEGWindows:
         """Windows of every downloaded subject; raises DataUnavailable at once when files are missing."""
-        root, _ = mne_root(self.sign, data_dir)
+        root, _ = mne_root(self.sign, data_dir, self.root_key())
         missing = self._missing_by_subject(root)
         present = [s for s, m in missing.items() if not m]
         if not present:
-            first = next((m[0] for m in missing.values() if m), root)
+            first = next((m[0] for m in missing.values() if m), root / (self.root_key() or ""))
             hint = self.legacy_hint(root)
             raise DataUnavailable(f"{self.name}: not downloaded (no {first}){'; ' + hint if hint else ''}; "
                                   f"{self.how_to_get(root)}, or set MNE_DATA to where it is")
         split_of = self.split_of(list(missing))
         empty = [sp for sp in ("train", "val", "test") if not any(split_of.get(s) == sp for s in present)]
         if empty:
-            need = "; ".join(f"{sp}: {number_ranges([s for s in missing if split_of.get(s) == sp])}"
+            need = "; ".join(f"{sp}: {subject_ranges([s for s in missing if split_of.get(s) == sp])}"
                              for sp in empty)
             raise DataUnavailable(f"{self.name}: split(s) {empty} have no downloaded subject (need subjects "
                                   f"{need}); {self.how_to_get(root)}")
         paths = sorted({p for s in present for p in (self.expected_files(s, root) or [])})
-        files = pp.source_files([p for p in paths if p.is_file()], root) if paths else []
+        files = pp.source_files(_files_under(paths), root) if paths else []
         params = {"recipe": RECIPE_VERSION, "dataset": self.dataset_class, "paradigm": self.paradigm_class,
                   "events": self.events, "tmin": self.tmin, "tmax": self.tmax, "n_samples": self.n_samples,
                   "filters": self.filters, "dataset_kwargs": self.dataset_kwargs,
-                  "paradigm_kwargs": self.paradigm_kwargs, "subjects": present, "splits": split_of,
+                  "paradigm_kwargs": self.paradigm_kwargs, "subjects": [str(s) for s in present],
+                  "splits": {str(s): sp for s, sp in split_of.items()}, "moabb": _moabb_version(),
                   "scale": f"uV/{pp.UV_DIVISOR}", "sfreq": pp.TARGET_SFREQ}
         skipped = [s for s in missing if s not in present]
         return pp.cached_build(self.name, files, params,
                                lambda: self._build(root, present, skipped, split_of, files), cache_dir)
 
-    def _build(self, root: Path, present: list[int], skipped: list[int], split_of: dict[int, str],
-               files: list[pp.SourceFile]) -> EEGWindows:
-        log = pp.SkipLog(self.name)
-        if skipped:
-            log.remark(f"subject(s) {number_ranges(skipped)} not downloaded; loaded {len(present)} subject(s)")
-        ds, paradigm = self.moabb_dataset(), self.moabb_paradigm()
-        stack = pp.WindowStack()
-        ch_names: list[str] | None = None
-        classes = list(self.class_names)
+    def prepare(self, ds: Any) -> None:
+        """Settle what depends on the MOABB dataset object before epoching (fixed recipes: nothing)."""
+
+    def iter_subjects(self, root: Path, subjects: Sequence[Any], split_of: dict[Any, str],
+                      log: pp.SkipLog) -> Iterator[SubjectWindows]:
+        """One subject at a time: MOABB reads, epochs and resamples that subject's runs, then they are freed.
+
+        Peak memory is one subject's recordings plus its windows; a subject
+        MOABB cannot read is skipped with a note.
+        """
+        ds = self.moabb_dataset()
+        self.prepare(ds)
+        paradigm = self.moabb_paradigm()
+        if not paradigm.is_valid(ds):  # MOABB's own check: the dataset's paradigm and events fit
+            raise UserError(f"{self.name}: MOABB's {self.paradigm_class} paradigm does not take {self.dataset_class} "
+                            f"(paradigm {ds.paradigm!r}, events {list(ds.event_id)})")
+        classes = list(self.class_names) or list(paradigm.used_events(ds))
+        if not self.class_names:
+            self.class_names = tuple(classes)
         import mne
 
         with moabb_offline(root, self.sign), mne.utils.use_log_level("error"):
-            for s in present:
+            for s in subjects:
                 try:
                     epochs, labels, _meta = paradigm.get_data(ds, [s], return_epochs=True)
                 except _Missing as exc:
@@ -328,20 +518,28 @@ class MoabbDataset(Dataset):
                 if X.shape[-1] < n:
                     log.skip(f"subject {s}", f"epochs of {X.shape[-1]} samples; expected {n}")
                     continue
-                if ch_names is None:
-                    ch_names = list(epochs.ch_names)
-                elif list(epochs.ch_names) != ch_names:
-                    log.skip(f"subject {s}", f"channels {epochs.ch_names} differ from {ch_names}")
-                    continue
-                if not classes:
-                    classes = sorted(set(labels))
-                unknown = sorted(set(labels) - set(self.events or classes))
+                unknown = sorted(set(labels) - set(classes))
                 if unknown:
-                    log.skip(f"subject {s}", f"unexpected event(s) {unknown}; expected {list(self.events or classes)}")
+                    log.skip(f"subject {s}", f"unexpected event(s) {unknown}; expected {classes}")
                     continue
-                y = np.array([list(self.events or classes).index(lab) for lab in labels], dtype=np.int64)
-                stack.add(X[..., :n], y, self.subject_format.format(s), split_of[s])
-        windows = stack.build(self.name, ch_names=ch_names or [], class_names=classes,
+                y = np.array([classes.index(lab) for lab in labels], dtype=np.int64)
+                yield SubjectWindows(self.subject_format.format(s), split_of[s], X[..., :n], y, list(epochs.ch_names))
+
+    def _build(self, root: Path, present: list[Any], skipped: list[Any], split_of: dict[Any, str],
+               files: list[pp.SourceFile]) -> EEGWindows:
+        log = pp.SkipLog(self.name)
+        if skipped:
+            log.remark(f"subject(s) {subject_ranges(skipped)} not downloaded; loaded {len(present)} subject(s)")
+        stack = pp.WindowStack()
+        ch_names: list[str] | None = None
+        for sub in self.iter_subjects(root, present, split_of, log):
+            if ch_names is None:
+                ch_names = sub.ch_names
+            elif sub.ch_names != ch_names:
+                log.skip(f"subject {sub.subject}", f"channels {sub.ch_names} differ from {ch_names}")
+                continue
+            stack.add(sub.X, sub.y, sub.subject, sub.split)
+        windows = stack.build(self.name, ch_names=ch_names or [], class_names=self.class_names,
                               checksum=pp.files_checksum(files) if files else f"moabb:{self.dataset_class}",
                               notes=log.notes())
         return pp.require_splits(self.name, windows, self.how_to_get(root))
@@ -421,9 +619,3 @@ class PhysionetMI(MoabbDataset):
         """``<root>/MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf`` for the six imagery runs."""
         folder = root / "MNE-eegbci-data" / "files" / "eegmmidb" / "1.0.0" / f"S{subject:03d}"
         return [folder / f"S{subject:03d}R{r:02d}.edf" for r in PHYSIONET_RUNS]
-
-
-@hookimpl
-def eegkd_register_datasets(register: Any) -> None:
-    register("bnci2014_001", BNCI2014_001, description=BNCI2014_001.description)
-    register("physionetmi", PhysionetMI, description=PhysionetMI.description)
