@@ -266,15 +266,20 @@ def test_dry_run_prints_resolved_options_and_writes_nothing(capsys, tmp_path, mo
     from eegkd_bench import plan
 
     monkeypatch.setattr(plan, "load_dataset", lambda *a, **k: _sim_windows())
-    code = main(["run", "--dry-run", "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
-                 "--datasets", "sim-mi", "--methods", "kd,kd-t2,mic-ce", "--variant", "kd-t2=kd",
-                 "--set", "kd-t2.temperature=2", "--set", "train.lr=3e-4", "--set", "eegnet.F1=4"])
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('methods = "none"\n[options.kd]\nalpha = 0.5\n[train]\nlr = 1e-2\n'
+                   '[variants]\nkd-t8 = { base = "kd", temperature = 8 }\n')
+    code = main(["run", "--dry-run", "--config", str(cfg), "--results", str(tmp_path / "r"),
+                 "--cache-dir", str(tmp_path / "c"), "--datasets", "sim-mi", "--methods", "kd,kd-t2,kd-t8,mic-ce",
+                 "--variant", "kd-t2=kd", "--set", "kd-t2.temperature=2", "--set", "train.lr=3e-4",
+                 "--set", "eegnet.F1=4"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "recipe train:" in out and "lr=0.0003" in out
-    assert "distiller kd-t2 (variant of kd): alpha=0.9 temperature=2.0" in out
-    assert "distiller kd: alpha=0.9 temperature=4.0" in out and "student eegnet: D=2 F1=4" in out
-    assert out.count("would run") == 3
+    assert "recipe train:" in out and "lr=0.0003" in out  # --set over the file
+    assert "distiller kd-t2 (variant of kd): alpha=0.5 temperature=2.0" in out
+    assert "distiller kd-t8 (variant of kd): alpha=0.5 temperature=8.0" in out
+    assert "distiller kd: alpha=0.5 temperature=4.0" in out and "student eegnet: D=2 F1=4" in out
+    assert out.count("would run") == 4 and "· none →" not in out  # --methods over the file
     assert not (tmp_path / "r").exists() and not (tmp_path / "c" / "teachers").exists()
 
 
