@@ -268,16 +268,16 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                         "the cluster executor parallelises by jobs, drop --jobs")
     if args.executor == "slurm" and not args.slurm_partition:
         raise UserError("--executor slurm needs --slurm-partition NAME")
-    for flag in ("epochs", "teacher_epochs"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UserError(f"invalid --{flag.replace('_', '-')} {value}; expected 1 or more")
     # precedence: preset < config file < flags < --set
     settings = settings_from(args.preset, args.config, {k: getattr(args, k) for k in (
         "methods", "students", "teacher", "datasets", "seeds", "teacher_checkpoint", "epochs", "teacher_epochs")},
         args.set, args.variant)
     reg = validate(get_registry(), settings)  # every option and variant, before anything loads or is written
     preset = settings.applied_preset()
+    for which, cfg in (("train", preset.student_cfg), ("teacher_train", preset.teacher_cfg)):
+        for field in ("epochs", "batch_size", "eval_batch_size"):  # --epochs is train.epochs
+            if getattr(cfg, field) < 1:
+                raise UserError(f"invalid {which}.{field} = {getattr(cfg, field)}; expected 1 or more")
     if args.jobs is None:
         args.jobs = 1 if args.executor != "local" else preset.jobs
     if args.jobs > 1 and args.executor == "local" and not args.dry_run:

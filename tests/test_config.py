@@ -95,6 +95,7 @@ def test_set_splits_name_option_value():
     ("kdd.alpha=0.5", "unknown component 'kdd' (did you mean 'kd'?)"),
     ("sim-mi.noise=1", "dataset 'sim-mi' takes no options"),
     ("labram-mini.ch_names=T7", "expected a list"),
+    ("teacher_train.epochs=0", "invalid teacher_train.epochs = 0; expected 1 or more"),
 ])
 def test_bad_options_exit_2_with_one_line_and_write_nothing(capsys, tmp_path, setting, expected):
     code = main(["run", "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--set", setting])
