@@ -113,6 +113,12 @@ def test_ints_are_accepted_for_floats_and_stored_as_floats():
     assert _key(reg, soft={"temperature": 3}) == _key(reg, soft={"temperature": 3.0})
 
 
+def test_a_variant_may_build_on_a_variant():
+    reg = validate(_registry(), Settings(variants={"b": {"base": "soft-t2", "alpha": 0.5}}))
+    comp = resolve(reg, "distillers", "b", {"soft": {"temperature": 9.0, "layer": "l1"}})
+    assert comp.base == "soft" and dict(comp.options) == {"alpha": 0.5, "layer": "l1", "temperature": 2.0}
+
+
 def test_variant_errors():
     reg = _registry()
     with pytest.raises(UserError, match="variant 'x': unknown component 'sofft'"):
