@@ -306,7 +306,6 @@ class DLink(Distiller):
         count = lambda m: sum(p.numel() for p in m.parameters()) if m is not None else 0  # noqa: E731
         deployed = self.deployed()
         rep: dict[str, Any] = {
-            "variant": self.name,
             "teacher_layers": list(self.layers),
             "teacher_layout": list(self.layout),
             "spectral_axis": f"patches (P={self.layout[1]}, zero-padded to n_fft={max(self.layout[1], self.hparams['spec_nfft'])})",
