@@ -145,6 +145,15 @@ class Dataset:
         """Return the preprocessed windows; raise :class:`DataUnavailable` when files are missing."""
         raise NotImplementedError
 
+    def preprocessing(self) -> dict[str, Any]:
+        """How recordings become the windows a model sees, for whoever deploys a model trained on them.
+
+        Keys (``None`` where a step is absent): ``resample``, ``band_pass_hz`` (``[low, high]``, either
+        may be ``None``), ``notch_hz``, ``reference``, ``scaling`` (the unit of the values).
+        An empty dict means the plugin does not declare it.
+        """
+        return {}
+
 
 # ------------------------------------------------------------------------- models
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from eegkd_bench.teachers import (
     teacher_outputs,
 )
 from eegkd_bench.training import TrainConfig, evaluate, fit
+from eegkd_bench.weights import save_weights
 
 SPLIT_PROTOCOL = "subject-disjoint (dataset-declared train/val/test)"
 
@@ -247,6 +248,10 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     test = evaluate(distiller, X_te, y_te, windows.n_classes)  # the only time the test split is touched
     deployed = distiller.deployed()
     cost = cost_report(deployed, spec, latency=ctx.latency)
+    # so the student can be exported later; a variant is rebuilt from its base's factory with its options
+    weights = save_weights(ctx.results, base["key"], distiller, student=cell.factory_name("student"),
+                           student_options=dict(cell.student_options),
+                           distiller_name=cell.factory_name("distiller"), spec=spec, teacher=prepared.info)
     tcost = _teacher_cost(prepared, spec, ctx)
     return {
         **base,
@@ -276,6 +281,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
                     for h in result.history],
         "student_label": distiller.student_label(cell.student),
         "distiller_report": distiller.report(),
+        "student_weights": weights,
         "distiller_role": _role(registry, cell),  # leaderboard.roles
         "hparams": distiller.hparams,
     }

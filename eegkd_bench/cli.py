@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true", help="run failed cells again")
     run.add_argument("--no-latency", action="store_true", help="skip CPU latency measurement")
     run.add_argument("--no-leaderboard", action="store_true", help="do not write the leaderboard at the end")
+    run.add_argument("--export", action="store_true",
+                     help="then export every finished student to ONNX (fp32 + int8) into <results>/exports and store "
+                          "its size, ONNX Runtime latency and int8 metrics in the record (needs the deploy extra)")
     run.add_argument("--dry-run", action="store_true",
                      help="show the cells that would run with their resolved options, then stop (writes no result)")
     run.add_argument("-q", "--quiet", action="store_true", help="plain log lines instead of the live display")
@@ -119,6 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--reference", help="the proposed method(s) the paired tests compare against every other, "
                                         "e.g. dlink (default: the methods whose plugin declares role='proposed')")
     lb.add_argument("--latest", action="store_true", help=LATEST_HELP)
+
+    ex = sub.add_parser("export", help="ship a finished cell's student: ONNX fp32 + int8, parity, latency, sidecar",
+                        description="Export the deployed student of one finished cell to ONNX (fp32 and int8) with "
+                                    "a JSON sidecar, check parity against PyTorch on its test windows, measure "
+                                    "ONNX Runtime latency, and store the figures in the cell's record. Needs "
+                                    "pip install 'eegkd-bench[deploy]'.")
+    ex.add_argument("key", nargs="?", help="cell key, or a unique prefix of one")
+    ex.add_argument("--dataset", help="select the cell by dataset ...")
+    ex.add_argument("--method", help="... distiller ...")
+    ex.add_argument("--student", help="... student ...")
+    ex.add_argument("--seed", type=int, help="... and seed")
+    ex.add_argument("--results", default=DEFAULT_RESULTS, help=f"results directory (default: ./{DEFAULT_RESULTS})")
+    ex.add_argument("--out", help="folder that receives <key>/ with the files (default: <results>/exports)")
+    ex.add_argument("--cache-dir", help="window cache (default: $EEGKD_CACHE or ~/.cache/eegkd-bench)")
+    ex.add_argument("--data-dir", help="root of the real datasets (default: $EEGKD_DATA)")
 
     rs = sub.add_parser("results", help="export the raw result records")
     rs.add_argument("--results", nargs="+", default=[DEFAULT_RESULTS], help="results directories")
@@ -258,6 +276,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from eegkd_bench.progress import make_reporter
     from eegkd_bench.runner import Grid
 
+    if args.export and not args.dry_run:
+        from eegkd_bench.export import require_deploy
+
+        require_deploy()  # before any training, not after it
     explicit_jobs = args.jobs is not None
     if explicit_jobs and args.jobs < 1:
         raise UserError(f"invalid --jobs {args.jobs}; expected 1 or more")
@@ -312,9 +334,17 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     ok = [r for r in records if r.get("status") == "ok"]
     print(f"done: {len(ok)} ok, {len(failed)} failed, {len(plan.skipped)} skipped, {done_before} already finished; "
           f"results in {ctx.results.root}", file=sys.stderr)
+    export_failures: list[str] = []
+    if args.export:
+        from eegkd_bench.export_cell import export_grid
+
+        export_failures = export_grid(plan.finished + plan.cells, ctx, reg, plan.windows,
+                                      report=lambda line: print(line, file=sys.stderr))
+        for line in export_failures:
+            print(f"export failed: {line}", file=sys.stderr)
     if not args.no_leaderboard:
         _write_board([ctx.results.root], Path(ctx.results.root) / "leaderboard", argv)
-    return EXIT_FAILED_CELLS if failed else EXIT_OK
+    return EXIT_FAILED_CELLS if failed or export_failures else EXIT_OK
 
 
 def _print_dry_run(reg: Any, plan: Any, ctx: Any) -> None:
@@ -380,6 +410,40 @@ def cmd_leaderboard(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from eegkd_bench.export import require_deploy
+    from eegkd_bench.export_cell import cell_label, dataset_preprocessing, export_cell, find_cell, load_cell_weights
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.results import ResultStore
+
+    require_deploy()
+    store = ResultStore(args.results, create=False)
+    record = find_cell(store, args.key, dataset=args.dataset, distiller=args.method, student=args.student,
+                       seed=args.seed)
+    payload = load_cell_weights(store, record)
+    reg = get_registry()
+    windows = _load_windows(reg, record["dataset"], args.data_dir, args.cache_dir)
+    out = Path(args.out) if args.out else store.root / "exports"
+    figures, folder = export_cell(record, payload, windows, reg, out,
+                                  preprocessing=dataset_preprocessing(reg, record["dataset"]))
+    store.put({**record, "export": figures})
+    fp32, int8 = figures["fp32"], figures["int8"]
+    print(f"exported {cell_label(record)} to {folder} (ONNX opset {figures['opset']})")
+    print(f"  fp32 {fp32['size_kb']:9.1f} KB  {fp32['latency_ms']:8.3f} ms (p95 {fp32['latency_p95_ms']:.3f})  "
+          f"parity max |logit diff| {fp32['max_abs_diff']:.2g} on {windows.indices('test').size} test windows")
+    print(f"  int8 {int8['size_kb']:9.1f} KB  {int8['latency_ms']:8.3f} ms (p95 {int8['latency_p95_ms']:.3f})  "
+          f"{record.get('key_metric')} drop {int8['key_metric_drop']:+.4f} vs fp32")
+    return EXIT_OK
+
+
+def _load_windows(reg: Any, name: str, data_dir: str | None, cache_dir: str | None) -> Any:
+    from eegkd_bench.data.cache import default_cache_dir
+    from eegkd_bench.data.catalog import load_dataset
+
+    return load_dataset(reg, name, data_dir or os.environ.get("EEGKD_DATA"),
+                        Path(cache_dir) if cache_dir else default_cache_dir())
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     from eegkd_bench.leaderboard import export_records, merge_result_dirs
     from eegkd_bench.results import latest_records
@@ -442,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_leaderboard(args, argv)
         if args.command == "results":
             return cmd_results(args)
+        if args.command == "export":
+            return cmd_export(args)
         raise UserError(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
     except UserError as exc:
         print(f"eegkd-bench: error: {exc}", file=sys.stderr)

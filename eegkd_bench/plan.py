@@ -78,6 +78,7 @@ class GridPlan:
 
     cells: list[CellSpec]
     skipped: list[tuple[CellSpec, str]] = field(default_factory=list)
+    finished: list[CellSpec] = field(default_factory=list)  # already stored by an earlier run
     windows: dict[str, EEGWindows] = field(default_factory=dict)
     groups: list[TeacherGroup] = field(default_factory=list)  # filled by preflight_plan
 
@@ -144,6 +145,7 @@ def make_plan(registry: Registry, ctx: RunContext, reporter: Any, datasets: list
             if rec is None or rec.get("status") == "skipped" or (retry_failed and rec.get("status") == "failed"):
                 plan.cells.append(c)
             else:
+                plan.finished.append(c)
                 reporter.already_done(c, rec)
     return plan
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from eegkd_bench.errors import UserError
-from eegkd_bench.storage import atomic_write_text
+from eegkd_bench.storage import atomic_write, atomic_write_text
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "skipped")
@@ -110,6 +110,36 @@ class ResultStore:
             raise UserError(f"cannot store a result in {self.cells} ({exc.strerror or exc}); free space there or "
                             "pass another --results, then run the same command again: finished cells are kept "
                             "and only the rest run") from None
+
+    def weights_path(self, key: str) -> Path:
+        """Where the deployed student's weights of a finished cell are kept."""
+        return self.root / "weights" / f"{key}.pt"
+
+    def put_weights(self, key: str, payload: dict[str, Any]) -> Path:
+        """Store a cell's deployed-model payload (``torch.save``, atomic); returns its path."""
+        import torch
+
+        path = self.weights_path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda fh: torch.save(payload, fh))
+        except OSError as exc:
+            raise UserError(f"cannot store student weights in {path.parent} ({exc.strerror or exc}); free space "
+                            "there or pass another --results") from None
+        return path
+
+    def get_weights(self, key: str) -> dict[str, Any] | None:
+        """A cell's stored deployed-model payload, or None when it has none."""
+        import torch
+
+        path = self.weights_path(key)
+        if not path.is_file():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated or foreign file
+            raise UserError(f"stored student weights {path} are unreadable ({type(exc).__name__}); delete the "
+                            "file and the cell's record, then run the cell again") from None
 
     def records(self) -> Iterator[dict[str, Any]]:
         if not self.cells.exists():

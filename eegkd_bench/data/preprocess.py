@@ -276,6 +276,13 @@ def split_fractions(ids: Sequence[str], train: float, val: float,
     return out
 
 
+def recipe(*, resample: str, band_pass_hz: tuple[float | None, float | None] | None, notch_hz: float | None,
+           reference: str) -> dict[str, Any]:
+    """A dataset's declared preprocessing (see :meth:`eegkd_bench.api.Dataset.preprocessing`)."""
+    return {"resample": resample, "band_pass_hz": None if band_pass_hz is None else list(band_pass_hz),
+            "notch_hz": notch_hz, "reference": reference, "scaling": f"microvolts / {UV_DIVISOR:g}"}
+
+
 # ------------------------------------------------------------------------ windows
 class WindowStack:
     """Collects windows with labels, subjects and splits; builds :class:`EEGWindows`."""

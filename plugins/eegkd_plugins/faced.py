@@ -79,6 +79,11 @@ class FACED(Dataset):
         files = _pickles(loc.folder)
         return Availability(True, str(loc.folder), self.how_to_get, f"{len(files)} of 123 subject files")
 
+    def preprocessing(self) -> dict[str, Any]:
+        """FFT resampling only; no filter is applied here (see the Processed_data documentation)."""
+        return pp.recipe(resample="scipy.signal.resample (FFT) 250 -> 200 Hz", band_pass_hz=None, notch_hz=None,
+                         reference="as released in Processed_data (no re-referencing)")
+
     def load(self, data_dir: str | None = None, cache_dir: str | None = None) -> EEGWindows:
         """84 windows per subject; split by subject number as CBraMod's sorted-file split."""
         loc = self._locate(data_dir)

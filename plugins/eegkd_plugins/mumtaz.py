@@ -35,6 +35,9 @@ CLASSES = ("healthy", "MDD")
 #: ``[<figshare id>_]<H|MDD> S<n> <EC|EO|TASK>.edf``; some names reportedly hold a double space
 FILE_RE = re.compile(r"^(?:(\d+)_)?(H|MDD)\s+S(\d+)\s+(EC|EO|TASK)\.edf$", re.IGNORECASE)
 FILTER = {"l_freq": 0.3, "h_freq": 75.0, "notch": 50.0}
+_RECIPE = pp.recipe(resample=f"MNE to {pp.TARGET_SFREQ:g} Hz (before filtering)",
+                    band_pass_hz=(FILTER["l_freq"], FILTER["h_freq"]), notch_hz=FILTER["notch"],
+                    reference="as recorded in the EDF files (no re-referencing)")
 SPLIT_FRACTIONS = (0.70, 0.15)  # train, val; the rest test
 RECIPE_VERSION = 1
 
@@ -93,6 +96,10 @@ class Mumtaz2016(Dataset):
         subjects = {p[1] for p in parsed if p}
         return Availability(True, str(loc.folder), self.how_to_get,
                             f"{sum(p is not None for p in parsed)} EDF files of {len(subjects)} subjects")
+
+    def preprocessing(self) -> dict[str, Any]:
+        """MNE resample, band-pass, notch; the recorded reference."""
+        return _RECIPE
 
     def load(self, data_dir: str | None = None, cache_dir: str | None = None) -> EEGWindows:
         """5-s windows of every EC/EO file, split by subject."""

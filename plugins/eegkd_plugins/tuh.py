@@ -19,6 +19,9 @@ from eegkd_bench.data import preprocess as pp
 TUH_URL = "https://isip.piconepress.com/projects/nedc/html/tuh_eeg/ (free registration)"
 REF_CHANNELS = [f"EEG {e}-REF" for e in pp.TCP_ELECTRODES]
 FILTER = {"l_freq": 0.3, "h_freq": 75.0, "notch": 60.0}
+_RECIPE = pp.recipe(resample=f"MNE to {pp.TARGET_SFREQ:g} Hz (before filtering)",
+                    band_pass_hz=(FILTER["l_freq"], FILTER["h_freq"]), notch_hz=FILTER["notch"],
+                    reference="TCP bipolar montage: 16 differences of the 'EEG <E>-REF' signals")
 # bumped when the recipe changes, so old caches are not reused
 RECIPE_VERSION = 1
 
@@ -108,6 +111,10 @@ class TUEV(Dataset):
         n_train, n_eval = len(_edf_files(loc.folder / "train")), len(_edf_files(loc.folder / "eval"))
         return Availability(n_train > 0 and n_eval > 0, str(loc.folder), self.how_to_get,
                             f"{n_train} train + {n_eval} eval EDF files")
+
+    def preprocessing(self) -> dict[str, Any]:
+        """MNE resample, band-pass, notch; TCP bipolar montage."""
+        return _RECIPE
 
     def load(self, data_dir: str | None = None, cache_dir: str | None = None) -> EEGWindows:
         """Windows of every ``.rec`` event; train subjects 80/20 into train/val, the eval folder is test."""
@@ -203,6 +210,10 @@ class TUAB(Dataset):
         if not ok:
             detail += f"; every edf/<train|eval>/<normal|abnormal>/{MONTAGE_DIR} folder must hold EDF files"
         return Availability(ok, str(loc.folder), self.how_to_get, detail)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """MNE resample, band-pass, notch; TCP bipolar montage."""
+        return _RECIPE
 
     def load(self, data_dir: str | None = None, cache_dir: str | None = None) -> EEGWindows:
         """Non-overlapping 10-s windows; per class the sorted train subjects split 80/20, eval is test."""

@@ -72,6 +72,10 @@ class Student(EEGModel):
 
 def apply_max_norm(weight: torch.Tensor, max_norm: float) -> None:
     """Rescale in place each output unit's weights whose L2 norm exceeds ``max_norm``."""
+    if torch.compiler.is_exporting():
+        # A data-dependent branch cannot enter an exported graph; the exporter runs one forward
+        # pass first, so the weights it captures already satisfy the constraint.
+        return
     with torch.no_grad():
         norms = weight.flatten(1).norm(dim=1)
         # Writing only when needed keeps a graph built by an earlier forward valid (no version bump).
