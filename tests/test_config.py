@@ -242,6 +242,14 @@ def test_variant_records_carry_base_options_and_label(tmp_path, monkeypatch):
     assert by["mic-ce"]["config"]["distiller_options"]["lambda_feat"] == 0.0
     assert set(by["kd-t2"]["provenance"]) == {"core", "dataset", "teacher", "student", "distiller"}
     assert passes == [{"logits"}]  # only kd-t2's logits: the control reads no teacher output
+    # the stored weights rebuild from the bases' factories, without the run's own variants (as `export` does)
+    from eegkd_bench.weights import rebuild_deployed
+
+    plain = _toy_registry()
+    plain.add(get_registry().get("distillers", "mic-ce"))
+    for r in records:
+        model = rebuild_deployed(ctx.results.get_weights(r["key"]), plain, what=r["distiller"])
+        assert sum(p.numel() for p in model.parameters()) == r["student_params"]
 
 
 def test_latest_keeps_the_newest_record_of_each_cell():
