@@ -63,6 +63,8 @@ class CBraModConfig:
 
 FULL = CBraModConfig()
 MINI = CBraModConfig(d_model=64, dim_feedforward=128, n_layer=4, nhead=4, conv_channels=8, gn_groups=2, out_dim=200)
+#: Full CBraMod width in 4 layers: the default teacher of the simulated benchmarks (``cbramod-sim``).
+SIM = CBraModConfig(d_model=200, dim_feedforward=800, n_layer=4, nhead=8, conv_channels=25, gn_groups=5, out_dim=200)
 
 
 class PatchEmbedding(nn.Module):
@@ -239,6 +241,26 @@ class CBraModTeacher(TeacherModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x, return_features=False).logits
 
+    # -- masked-patch pretraining, as in the release: a masked patch is replaced by ``mask_encoding``
+    # (frozen zeros) before the patch embedding, and ``proj_out`` maps each token back to its 200 samples
+    patch_size = PATCH_SIZE
+
+    def patch_tokens(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Last criss-cross layer ``(B, C, P, D)`` with the masked patches hidden; any channel and patch count."""
+        b, c, t = x.shape
+        patches = x.reshape(b, c, t // PATCH_SIZE, PATCH_SIZE)
+        patches = torch.where(mask[..., None], self.backbone.patch_embedding.mask_encoding, patches)
+        return self.backbone(patches)[-1]
+
+    def reconstruct_patches(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The pretraining head ``proj_out``: tokens ``(B, C, P, D)`` -> patches ``(B, C, P, 200)``."""
+        return self.backbone.proj_out(tokens)
+
+    def pretraining_parameters(self) -> list[nn.Parameter]:
+        """Every backbone parameter but the frozen mask encoding (the reconstruction head included)."""
+        self.backbone.proj_out.requires_grad_(True)
+        return [p for n, p in self.backbone.named_parameters() if n != "patch_embedding.mask_encoding"]
+
     def load_pretrained(self, path: str) -> str:
         """Load the official backbone weights (strictly); return ``"sha256:<hex>"``."""
         state, digest = read_state_dict(self.name, path)
@@ -382,6 +404,16 @@ def cbramod_mini(spec: InputSpec, checkpoint: str | None = None, **options: Any)
     return model
 
 
+def cbramod_sim(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> CBraModTeacher:
+    """CBraMod at full width in 4 layers (d_model 200, feed-forward 800) with the average-pooling head."""
+    _options("cbramod-sim", options, ("head", "dropout"))
+    model = CBraModTeacher(spec, SIM, head=options.get("head", "avgpool"),
+                           dropout=options.get("dropout", 0.1), name="cbramod-sim")
+    if checkpoint:
+        model.load_pretrained(checkpoint)
+    return model
+
+
 @hookimpl
 def eegkd_register_teachers(register: Any) -> None:
     register("cbramod", cbramod, description="CBraMod (ICLR 2025): 12 criss-cross layers, d_model 200, ~4.9M "
@@ -389,3 +421,6 @@ def eegkd_register_teachers(register: Any) -> None:
              pretrained_url=WEIGHTS_URL)
     register("cbramod-mini", cbramod_mini, description="small CBraMod (our reading): 4 criss-cross layers, "
              "d_model 64, average-pooling head; trains in seconds on a CPU", family="cbramod", layers=4)
+    register("cbramod-sim", cbramod_sim, description="CBraMod at full width in 4 layers (d_model 200, ~1.7M "
+             "backbone params), average-pooling head; the simulated benchmarks' teacher, with a checkpoint "
+             "pretrained on simulated EEG (sim-pretrained)", family="cbramod", layers=4)

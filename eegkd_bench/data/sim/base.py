@@ -154,14 +154,19 @@ class SimulatedDataset(Dataset):
     def generate_subject(self, rng: np.random.Generator, subject: int, n_times: int | None = None
                          ) -> tuple[np.ndarray, np.ndarray]:
         """One subject drawn from ``rng``: preprocessed windows ``(n, channels, n_times)`` in units and labels."""
-        n_times = self.n_times if n_times is None else n_times
         labels = self.subject_labels(rng, subject)
         traits = draw_traits(rng)
         head = make_head(rng, self.derivation)
+        return self.simulate_windows(rng, labels, traits, head, n_times), labels
+
+    def simulate_windows(self, rng: np.random.Generator, labels: np.ndarray, traits: SubjectTraits, head: Head,
+                         n_times: int | None = None) -> np.ndarray:
+        """Windows of one drawn subject: simulated on a padded segment, band-passed, cut, scaled to units."""
+        n_times = self.n_times if n_times is None else n_times
         pad = int(PAD_S * SFREQ)
         x_uv = self.simulate_subject(rng, labels, traits, head, n_times + 2 * pad)
         x_uv = preprocess(x_uv)[..., pad:pad + n_times]
-        return x_uv * np.float32(traits.gain * UV_TO_UNITS), labels
+        return x_uv * np.float32(traits.gain * UV_TO_UNITS)
 
     def _assign_split(self, subjects: np.ndarray, y: np.ndarray) -> np.ndarray:
         ids = list(dict.fromkeys(subjects))

@@ -10,17 +10,18 @@ from typing import Any
 from eegkd_bench import hookimpl
 from eegkd_plugins.simulated.abnormal import SimAbnormal
 from eegkd_plugins.simulated.affective import SimAffective
+from eegkd_plugins.simulated.corpus import SimPretrainCorpus
 from eegkd_plugins.simulated.events import SimEvents
 from eegkd_plugins.simulated.mi import SimMotorImagery
 
 #: The labeled simulated benchmarks, in display order.
 DATASETS = (SimMotorImagery, SimAbnormal, SimEvents, SimAffective)
 
-__all__ = ["DATASETS", "SimAbnormal", "SimAffective", "SimEvents", "SimMotorImagery"]
+__all__ = ["DATASETS", "SimAbnormal", "SimAffective", "SimEvents", "SimMotorImagery", "SimPretrainCorpus"]
 
 
 @hookimpl
 def eegkd_register_datasets(register: Any) -> None:
-    """Register sim-mi, sim-abnormal, sim-events and sim-affective with their default options."""
-    for cls in DATASETS:
+    """Register sim-mi, sim-abnormal, sim-events, sim-affective and the pretraining corpus sim-pretrain."""
+    for cls in (*DATASETS, SimPretrainCorpus):
         register(cls.name, cls, description=cls.description, kind="simulated", paradigm=cls.paradigm)
