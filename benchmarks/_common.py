@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Iterator
 
 from eegkd_bench.plugins import get_registry
-from eegkd_bench.runner import PRESETS, CellSpec, RunContext, make_context
+from eegkd_bench.cell import CellSpec, RunContext, make_context
+from eegkd_bench.presets import PRESETS
 from eegkd_bench.training import TrainConfig
 
 

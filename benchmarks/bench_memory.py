@@ -18,7 +18,8 @@ from _common import cell, fresh_context, registry
 def _child(mode: str, teacher: str, method: str, epochs: int, q) -> None:
     import torch
 
-    from eegkd_bench.runner import execute_cell, load_dataset
+    from eegkd_bench.cell import execute_cell
+    from eegkd_bench.data.catalog import load_dataset
 
     torch.set_num_threads(2)
     ctx = fresh_context(latency=False)

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from _common import cell, fresh_context, registry, timer
 from eegkd_bench.metrics import compute_metrics
-from eegkd_bench.runner import execute_cell, load_dataset
+from eegkd_bench.cell import execute_cell
+from eegkd_bench.data.catalog import load_dataset
 from eegkd_bench.teachers import prepare_teacher
 
 

@@ -23,7 +23,11 @@ import torch
 
 from _common import cell, fresh_context, registry, timer
 from eegkd_bench.progress import PlainReporter
-from eegkd_bench.runner import PRESETS, Grid, execute_cell, load_dataset, usable_cores
+from eegkd_bench.cell import execute_cell
+from eegkd_bench.data.catalog import load_dataset
+from eegkd_bench.executors.pool import usable_cores
+from eegkd_bench.presets import PRESETS
+from eegkd_bench.runner import Grid
 
 
 def main() -> None:

@@ -18,7 +18,9 @@ import torch
 
 from _common import cell, fresh_context, registry, timer
 from eegkd_bench.progress import PlainReporter
-from eegkd_bench.runner import PRESETS, Grid, load_dataset
+from eegkd_bench.data.catalog import load_dataset
+from eegkd_bench.presets import PRESETS
+from eegkd_bench.runner import Grid
 from eegkd_bench.teachers import prepare_teacher
 
 

@@ -1,7 +1,9 @@
 """The contracts between the core and every plugin (datasets, models, distillers).
 
 Plugins register factories through the hooks in :mod:`eegkd_bench.hookspecs`;
-the runner only talks to them through the types defined here.
+the runner only talks to them through the types defined here. This module declares
+contracts only; the errors a plugin raises live in :mod:`eegkd_bench.errors` and are
+re-exported here.
 
 Conventions that every plugin relies on:
 
@@ -31,12 +33,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from eegkd_bench.errors import DataUnavailable, UserError
+
 SPLITS = ("train", "val", "test")
 DataKind = Literal["real", "simulated"]
-
-
-class UserError(Exception):
-    """A mistake the user can fix; the CLI prints it as one line and exits 2."""
 
 
 # --------------------------------------------------------------------------- data
@@ -156,10 +156,6 @@ class Dataset:
         raise NotImplementedError(f"{type(self).__name__} is not a streamed corpus")
 
 
-class DataUnavailable(UserError):
-    """The dataset's files are not on this machine; the grid records a 'skipped' cell."""
-
-
 # ------------------------------------------------------------------------- models
 @dataclass(frozen=True)
 class InputSpec:
@@ -250,16 +246,6 @@ class TeacherInfo:
     layer_names: tuple[str, ...]
     feature_shapes: Mapping[str, tuple[int, ...]]  # without the batch axis
     n_classes: int
-
-    @classmethod
-    def from_model(cls, name: str, model: TeacherModel, spec: InputSpec) -> "TeacherInfo":
-        from eegkd_bench.device import module_device  # here: eegkd_bench.device imports this module
-
-        model.eval()
-        with torch.no_grad():
-            out = model.forward_features(torch.zeros(1, spec.n_channels, spec.n_samples, device=module_device(model)))
-        shapes = {k: tuple(v.shape[1:]) for k, v in out.features.items()}
-        return cls(name, tuple(model.feature_names), shapes, int(out.logits.shape[1]))
 
 
 # ---------------------------------------------------------------------- distillers
@@ -355,11 +341,6 @@ class Distiller(nn.Module):
     def training_only_params(self) -> int:
         deployed = {id(p) for p in self.deployed().parameters()}
         return sum(p.numel() for p in self.parameters() if id(p) not in deployed)
-
-
-def config_dict(obj: Any) -> dict[str, Any]:
-    """A dataclass as a plain dict (helper for hashing and records)."""
-    return dataclasses.asdict(obj)
 
 
 __all__ = [

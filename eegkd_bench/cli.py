@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from eegkd_bench import __version__
-from eegkd_bench.api import UserError
+from eegkd_bench.errors import UserError
 from eegkd_bench.pretrain import PretrainConfig
 from eegkd_bench.registry import KINDS, SINGULAR
 
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _presets() -> dict[str, Any]:
-    from eegkd_bench.runner import PRESETS
+    from eegkd_bench.presets import PRESETS
 
     return PRESETS
 
@@ -218,7 +218,11 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     from eegkd_bench.plugins import get_registry
     from eegkd_bench.progress import make_reporter
-    from eegkd_bench.runner import PRESETS, Grid, make_context, parse_seeds, select_datasets, start_pool_server
+    from eegkd_bench.cell import make_context
+    from eegkd_bench.data.catalog import select_datasets
+    from eegkd_bench.executors.pool import start_pool_server
+    from eegkd_bench.presets import PRESETS, parse_seeds
+    from eegkd_bench.runner import Grid
 
     preset = PRESETS[args.preset]
     explicit_jobs = args.jobs is not None

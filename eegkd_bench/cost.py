@@ -56,7 +56,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
-from eegkd_bench.api import InputSpec, UserError
+from eegkd_bench.api import InputSpec
+from eegkd_bench.errors import UserError
 
 aten = torch.ops.aten
 

@@ -11,7 +11,7 @@ import copy
 import torch
 from torch import nn
 
-from eegkd_bench.api import UserError
+from eegkd_bench.errors import UserError
 
 
 def resolve_device(name: str | None) -> str:

@@ -28,7 +28,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from eegkd_bench.api import UserError
+from eegkd_bench.errors import UserError
 
 Task = Literal["binary", "multiclass"]
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,9 +37,10 @@ import numpy as np
 import torch
 
 from eegkd_bench import __version__
-from eegkd_bench.api import DataUnavailable, InputSpec, TeacherModel, UserError
-from eegkd_bench.data.cache import file_sha256, stable_hash
+from eegkd_bench.api import DataUnavailable, InputSpec, TeacherModel
+from eegkd_bench.errors import UserError
 from eegkd_bench.registry import Registry
+from eegkd_bench.storage import atomic_write, atomic_write_text, file_sha256, stable_hash
 
 FORMAT = 1
 
@@ -161,28 +161,8 @@ def architecture(teacher: str, options: dict[str, Any], model: TeacherModel) -> 
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write ``obj`` to a temporary file, fsync it, then rename it over ``path`` (a crash leaves old or new)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(text: str, path: Path) -> None:
-    """Text counterpart of :func:`atomic_torch_save`."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """``torch.save`` through :func:`eegkd_bench.storage.atomic_write` (a crash leaves the old file or the new one)."""
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def masked_patch_loss(model: TeacherModel, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -276,7 +256,7 @@ def pretrain(teacher: str, factory: Callable[..., Any], options: dict[str, Any],
             "torch_threads": torch.get_num_threads(), "versions": {"eegkd_bench": __version__,
                                                                    "torch": torch.__version__},
             "command": command, "checkpoint": out.name, "sha256": file_sha256(out)}
-    atomic_write_text(json.dumps(meta, indent=1) + "\n", sidecar)
+    atomic_write_text(sidecar, json.dumps(meta, indent=1) + "\n")
     resume.unlink(missing_ok=True)
     return meta
 

@@ -6,7 +6,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from eegkd_bench.api import UserError
+from eegkd_bench.errors import UserError
 
 KINDS = ("teachers", "students", "distillers", "datasets")
 SINGULAR = {"teachers": "teacher", "students": "student", "distillers": "distiller", "datasets": "dataset"}

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from eegkd_bench.api import UserError
+from eegkd_bench.errors import UserError
+from eegkd_bench.storage import atomic_write_text
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "skipped")
@@ -75,7 +75,7 @@ class ResultStore:
         elif create:
             try:
                 self.cells.mkdir(parents=True, exist_ok=True)
-                _atomic_write(meta, json.dumps({"schema_version": SCHEMA_VERSION, "format": "eegkd-bench results"}))
+                atomic_write_text(meta, json.dumps({"schema_version": SCHEMA_VERSION, "format": "eegkd-bench results"}))
             except OSError as exc:
                 raise UserError(f"cannot write results directory {self.root}: {exc.strerror}; "
                                 "choose a writable --results directory") from None
@@ -102,7 +102,7 @@ class ResultStore:
         text = json.dumps(record, indent=1, sort_keys=True, default=_json_default)
         try:
             self.cells.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self.path(record["key"]), text)
+            atomic_write_text(self.path(record["key"]), text)
         except OSError as exc:  # full disk, quota, read-only mount: stop the grid, keep what is stored
             raise UserError(f"cannot store a result in {self.cells} ({exc.strerror or exc}); free space there or "
                             "pass another --results, then run the same command again: finished cells are kept "
@@ -141,19 +141,3 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -12,26 +12,23 @@
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eegkd_bench.api import EEGWindows, InputSpec, TeacherBatch, TeacherInfo, TeacherModel, UserError
-from eegkd_bench.data.cache import file_sha256, stable_hash
+from eegkd_bench.api import EEGWindows, InputSpec, TeacherBatch, TeacherInfo, TeacherModel
+from eegkd_bench.errors import UserError
+from eegkd_bench.storage import atomic_directory, atomic_write, atomic_write_text, file_lock, file_sha256, stable_hash
 from eegkd_bench.device import module_device
 from eegkd_bench.training import ProgressFn, TrainConfig, evaluate, fit
 
@@ -71,16 +68,13 @@ class PreparedTeacher:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive inter-process lock (several workers may want the same teacher)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+def teacher_info(name: str, model: TeacherModel, spec: InputSpec) -> TeacherInfo:
+    """What a distiller may know about ``model``: its layers, their shapes (one dummy forward pass), its classes."""
+    model.eval()
+    with torch.no_grad():
+        out = model.forward_features(torch.zeros(1, spec.n_channels, spec.n_samples, device=module_device(model)))
+    shapes = {k: tuple(v.shape[1:]) for k, v in out.features.items()}
+    return TeacherInfo(name, tuple(model.feature_names), shapes, int(out.logits.shape[1]))
 
 
 def teacher_key(name: str, options: dict[str, Any], init_source: str, windows: EEGWindows, seed: int,
@@ -169,24 +163,16 @@ def prepare_teacher(
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    info = TeacherInfo.from_model(name, model, spec)
+    info = teacher_info(name, model, spec)
     return PreparedTeacher(name, key, model, meta["init_source"], info, meta["val_metrics"], meta["test_metrics"],
                            float(meta["train_time_s"]), cached, meta)
 
 
 def _save_teacher(folder: Path, model: nn.Module, meta: dict[str, Any]) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with atomic_directory(folder) as tmp:
         torch.save(model.state_dict(), tmp / "model.pt")
         meta = {**meta, "model_sha256": file_sha256(tmp / "model.pt")}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=float))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _load_cached_teacher(folder: Path, model: nn.Module) -> dict[str, Any] | None:
@@ -310,23 +296,12 @@ def teacher_outputs(
 def _store_outputs(folder: Path, fresh: dict[str, np.ndarray], index: dict[str, Any],
                    arrays: dict[str, np.ndarray]) -> None:
     """Write ``fresh`` arrays atomically beside their checksums; a failed write leaves no partial file."""
-    tmp = None
-    try:
-        for name, arr in fresh.items():
-            path = folder / f"{name}.npy"
-            tmp = folder / f".{name}.tmp.npy"
-            np.save(tmp, arr)
-            os.replace(tmp, path)
-            tmp = None
-            index[name] = {"size": path.stat().st_size, "sha256": file_sha256(path), "dtype": str(arr.dtype)}
-            arrays[name] = np.load(path, mmap_mode="r")
-        tmp = folder / ".index.tmp"
-        tmp.write_text(json.dumps(index, indent=1))
-        os.replace(tmp, folder / "index.json")
-        tmp = None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+    for name, arr in fresh.items():
+        path = folder / f"{name}.npy"
+        atomic_write(path, lambda fh, arr=arr: np.save(fh, arr), sync=False)
+        index[name] = {"size": path.stat().st_size, "sha256": file_sha256(path), "dtype": str(arr.dtype)}
+        arrays[name] = np.load(path, mmap_mode="r")
+    atomic_write_text(folder / "index.json", json.dumps(index, indent=1), sync=False)
 
 
 @torch.inference_mode()

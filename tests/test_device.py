@@ -69,7 +69,9 @@ def test_a_grid_trains_on_the_gpu_and_records_it(tmp_path):
     import dataclasses
 
     from eegkd_bench.progress import PlainReporter
-    from eegkd_bench.runner import PRESETS, Grid, make_context
+    from eegkd_bench.cell import make_context
+    from eegkd_bench.presets import PRESETS
+    from eegkd_bench.runner import Grid
     from eegkd_bench.training import TrainConfig
     from test_teacher_cache import CFG, _toy_registry
 
@@ -86,8 +88,8 @@ def test_a_grid_trains_on_the_gpu_and_records_it(tmp_path):
 
 def test_cluster_jobs_resolve_the_device_on_their_own_node(tmp_path):
     """The submitting node may lack the GPU its jobs get: it defers, each job resolves (or fails clearly)."""
-    from eegkd_bench.executors import run_chunk
-    from eegkd_bench.runner import make_context
+    from eegkd_bench.cell import make_context
+    from eegkd_bench.executors.cluster import run_chunk
 
     ctx = make_context(tmp_path / "r", tmp_path / "c", None, device="cuda", resolve_device_here=False)
     assert ctx.device == "cpu" and ctx.device_request == "cuda"  # no error on a GPU-less login node

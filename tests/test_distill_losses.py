@@ -24,15 +24,22 @@ def close(value: torch.Tensor, expected: float, tol: float = 1e-5) -> bool:
 
 
 # ------------------------------------------------------------------ KD
+def kl(p: list[float], q: list[float]) -> float:
+    """KL(p || q) of two distributions given as lists."""
+    return sum(pi * ln(pi / qi) for pi, qi in zip(p, q))
+
+
 def test_kd_loss_by_hand():
-    s = torch.tensor([[0.0, 0.0]])
-    t = torch.tensor([[ln(3.0), 0.0]])  # softmax -> [3/4, 1/4]
-    # T = 1: KL([.75, .25] || [.5, .5])
-    assert close(kd_loss(s, t, 1.0), 0.75 * ln(0.75 / 0.5) + 0.25 * ln(0.25 / 0.5))
-    # T = 2: teacher softmax of [ln3 / 2, 0] = [r3/(r3+1), 1/(r3+1)]; times T^2 = 4
+    # Two windows with different KL values: a batch sum or an element mean would give another number.
+    s = torch.tensor([[0.0, 0.0], [ln(3.0), 0.0]])  # softmax -> [1/2, 1/2], [3/4, 1/4]
+    t = torch.tensor([[ln(3.0), 0.0], [0.0, 0.0]])  # softmax -> [3/4, 1/4], [1/2, 1/2]
+    # T = 1: the mean over the batch of KL(p_t || p_s)
+    expected = (kl([0.75, 0.25], [0.5, 0.5]) + kl([0.5, 0.5], [0.75, 0.25])) / 2
+    assert close(kd_loss(s, t, 1.0), expected)
+    # T = 2: softmax of [ln3 / 2, 0] = [r3/(r3+1), 1/(r3+1)]; the mean KL times T^2 = 4
     r3 = math.sqrt(3.0)
     p, q = r3 / (r3 + 1), 1 / (r3 + 1)
-    assert close(kd_loss(s, t, 2.0), 4 * (p * ln(p / 0.5) + q * ln(q / 0.5)))
+    assert close(kd_loss(s, t, 2.0), 4 * (kl([p, q], [0.5, 0.5]) + kl([0.5, 0.5], [p, q])) / 2)
     assert close(kd_loss(t, t, 4.0), 0.0)
 
 
@@ -45,16 +52,19 @@ def test_kd_loss_does_not_touch_teacher_grad():
 
 # ------------------------------------------------------------------ DKD
 def test_dkd_terms_by_hand():
-    s = torch.zeros(1, 3)  # p_s = [1/3, 1/3, 1/3]
-    t = torch.tensor([[ln(2.0), ln(2.0), 0.0]])  # p_t = [2/5, 2/5, 1/5]
-    y = torch.tensor([0])
-    # binary target / rest: teacher [.4, .6], student [1/3, 2/3]
-    tckd = 0.4 * ln(0.4 / (1 / 3)) + 0.6 * ln(0.6 / (2 / 3))
-    # non-target classes renormalized: teacher [2/3, 1/3], student [1/2, 1/2]
-    nckd = (2 / 3) * ln((2 / 3) / 0.5) + (1 / 3) * ln((1 / 3) / 0.5)
+    s = torch.tensor([[0.0, 0.0, 0.0], [ln(2.0), 0.0, 0.0]])  # p_s = [1/3, 1/3, 1/3], [1/2, 1/4, 1/4]
+    t = torch.tensor([[ln(2.0), ln(2.0), 0.0], [0.0, 0.0, 0.0]])  # p_t = [2/5, 2/5, 1/5], [1/3, 1/3, 1/3]
+    y = torch.tensor([0, 1])
+    # binary target / rest: window 1 teacher [.4, .6], student [1/3, 2/3]; window 2 teacher [1/3, 2/3],
+    # student [1/4, 3/4]
+    tckd = (kl([0.4, 0.6], [1 / 3, 2 / 3]) + kl([1 / 3, 2 / 3], [0.25, 0.75])) / 2
+    # non-target classes renormalized: window 1 teacher [2/3, 1/3], student [1/2, 1/2];
+    # window 2 (classes 0, 2) teacher [1/2, 1/2], student [2/3, 1/3]
+    nckd = (kl([2 / 3, 1 / 3], [0.5, 0.5]) + kl([0.5, 0.5], [2 / 3, 1 / 3])) / 2
     assert close(tckd_loss(s, t, y, 1.0), tckd)
     assert close(nckd_loss(s, t, y, 1.0), nckd)
     assert close(dkd_loss(s, t, y, 1.0, 8.0, 1.0), tckd + 8 * nckd)
+    assert close(dkd_loss(s, t, y, 2.0, 3.0, 1.0), 2 * tckd + 3 * nckd)
 
 
 def test_dkd_recovers_kd_with_paper_identity():

@@ -229,7 +229,7 @@ def test_corpus_subjects_are_not_the_labeled_subjects() -> None:
 
 def test_grid_selection_all_leaves_the_corpus_out() -> None:
     from eegkd_bench.plugins import get_registry
-    from eegkd_bench.runner import select_datasets
+    from eegkd_bench.data.catalog import select_datasets
 
     names = select_datasets(get_registry(), "all", simulated_only=True)
     assert "sim-pretrain" not in names and {"sim-mi", "sim-abnormal", "sim-events", "sim-affective"} <= set(names)

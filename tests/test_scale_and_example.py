@@ -68,17 +68,20 @@ def test_same_seed_same_metrics():
         def predict(self, x):
             return self.net(x)
 
-    def once():
-        torch.manual_seed(123)  # different init on purpose: fit's seed must govern everything after
+    def once(seed: int, elsewhere: int):
+        torch.manual_seed(0)  # the same initial weights in every run
         model = Net()
-        torch.manual_seed(0)
-        model = Net()
-        res = fit(model, X[:48], y[:48], X[48:], y[48:], 2, TrainConfig(epochs=3, batch_size=8), seed=5)
+        # The global random state differs between runs, so only fit's own seeding can make them agree.
+        torch.manual_seed(elsewhere)
+        np.random.seed(elsewhere)
+        res = fit(model, X[:48], y[:48], X[48:], y[48:], 2, TrainConfig(epochs=3, batch_size=8), seed=seed)
         return json.dumps(res.history, sort_keys=True), [p.detach().clone() for p in model.parameters()]
 
-    h1, p1 = once()
-    h2, p2 = once()
+    h1, p1 = once(5, elsewhere=1)
+    h2, p2 = once(5, elsewhere=2)
     assert h1 == h2 and all(torch.equal(a, b) for a, b in zip(p1, p2))
+    h3, p3 = once(6, elsewhere=1)
+    assert not all(torch.equal(a, b) for a, b in zip(p1, p3))  # and the seed is used: another one trains differently
 
 
 def test_example_plugin_installs_and_runs(tmp_path):

@@ -158,7 +158,9 @@ def test_grid_computes_each_teachers_outputs_once_for_all_its_distillers(tmp_pat
     """Distillers asking for different teacher outputs share one pass of the teacher over the train split."""
     import eegkd_bench.teachers as teachers
     from eegkd_bench.progress import PlainReporter
-    from eegkd_bench.runner import PRESETS, Grid, make_context
+    from eegkd_bench.cell import make_context
+    from eegkd_bench.presets import PRESETS
+    from eegkd_bench.runner import Grid
 
     passes: list[set[str]] = []
     real_compute = teachers._compute_outputs
@@ -186,7 +188,9 @@ def test_grid_computes_each_teachers_outputs_once_for_all_its_distillers(tmp_pat
 
 def test_without_the_cache_no_teacher_outputs_are_written(tmp_path):
     from eegkd_bench.progress import PlainReporter
-    from eegkd_bench.runner import PRESETS, Grid, make_context
+    from eegkd_bench.cell import make_context
+    from eegkd_bench.presets import PRESETS
+    from eegkd_bench.runner import Grid
 
     reg = _toy_registry()
     ctx = make_context(tmp_path / "results", tmp_path / "cache", None, latency=False)
@@ -235,9 +239,11 @@ def test_a_full_results_disk_stops_the_grid_and_keeps_finished_cells(tmp_path, m
     import eegkd_bench.results as results
     from eegkd_bench.api import UserError
     from eegkd_bench.progress import PlainReporter
-    from eegkd_bench.runner import PRESETS, Grid, make_context
+    from eegkd_bench.cell import make_context
+    from eegkd_bench.presets import PRESETS
+    from eegkd_bench.runner import Grid
 
-    real_write, writes = results._atomic_write, []
+    real_write, writes = results.atomic_write_text, []
 
     def fill_after_one(path, text):  # the disk fills up after the first cell's record
         if path.parent.name == "cells":
@@ -246,7 +252,7 @@ def test_a_full_results_disk_stops_the_grid_and_keeps_finished_cells(tmp_path, m
             writes.append(path)
         real_write(path, text)
 
-    monkeypatch.setattr(results, "_atomic_write", fill_after_one)
+    monkeypatch.setattr(results, "atomic_write_text", fill_after_one)
     ctx = make_context(tmp_path / "results", tmp_path / "cache", None, latency=False)
     preset = dataclasses.replace(PRESETS["quick"], teacher_cfg=CFG, student_cfg=TrainConfig(epochs=1, batch_size=16))
     grid = Grid(_toy_registry(), ctx, PlainReporter(total=2, stream=io.StringIO()))

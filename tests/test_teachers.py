@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from eegkd_bench.api import InputSpec, TeacherInfo, UserError
+from eegkd_bench.api import InputSpec, UserError
+from eegkd_bench.teachers import teacher_info
 from eegkd_plugins import cbramod as cb
 from eegkd_plugins import labram as lb
 
@@ -118,7 +119,7 @@ def test_forward_features_shapes_and_taps(full, mini):
 
 
 def test_teacher_info_from_model(mini):
-    info = TeacherInfo.from_model("cbramod-mini", mini, BCI)
+    info = teacher_info("cbramod-mini", mini, BCI)
     assert info.layer_names == tuple(f"layer_{i}" for i in range(1, 5))
     assert info.feature_shapes["layer_1"] == (22, 4, 64) and info.n_classes == 4
 

@@ -17,12 +17,8 @@ rename wins and the other discards its copy.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import tempfile
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -30,12 +26,12 @@ from typing import Any, Callable
 import numpy as np
 
 from eegkd_bench.api import EEGWindows
+from eegkd_bench.storage import atomic_directory, canonical_json, file_sha256, stable_hash
 
 #: Bump when the on-disk layout changes; older entries then miss the cache (new hash).
 CACHE_FORMAT = 1
 ENV_CACHE = "EEGKD_CACHE"
 _ARRAYS = ("X", "y", "subjects", "split")
-_CHUNK = 8 * 1024 * 1024
 _warned_dirs: set[str] = set()
 
 
@@ -49,37 +45,6 @@ def default_cache_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "eegkd-bench"
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=repr)
-    raise TypeError(f"cannot hash a {type(obj).__name__} ({obj!r}); use JSON types, numpy scalars or paths")
-
-
-def canonical_json(obj: Any) -> str:
-    """Canonical JSON text of ``obj`` (sorted keys, no whitespace, numpy scalars as Python)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default, allow_nan=True)
-
-
-def stable_hash(obj: Any) -> str:
-    """sha256 hex digest of the canonical JSON of ``obj``."""
-    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 hex digest of a file, read in 8 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cached_windows(key_parts: dict, build: Callable[[], EEGWindows], cache_dir: str | Path | None = None,
@@ -153,10 +118,7 @@ def _load_entry(entry: Path, expected_parts: Any) -> EEGWindows:
 
 
 def _store_entry(entry: Path, windows: EEGWindows, key_parts: Any) -> None:
-    parent = entry.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name[:16]}-", dir=parent))
-    try:
+    with atomic_directory(entry) as tmp:
         arrays_meta = {}
         for name in _ARRAYS:
             arr = np.asarray(getattr(windows, name))
@@ -174,30 +136,4 @@ def _store_entry(entry: Path, windows: EEGWindows, key_parts: Any) -> None:
                         "class_names": list(windows.class_names), "kind": windows.kind,
                         "checksum": windows.checksum, "notes": windows.notes},
         }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=_json_default), encoding="utf-8")
-        _publish(tmp, entry)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _publish(tmp: Path, entry: Path) -> None:
-    """Move a finished entry into place; an old (stale) entry is moved aside first."""
-    try:
-        os.rename(tmp, entry)
-        return
-    except OSError:
-        if not entry.exists():
-            raise
-    # The target exists: either stale (we were asked to rebuild) or a concurrent writer just
-    # finished. Moving it aside is atomic, so readers never see a mix of the two.
-    trash = entry.parent / f".trash-{entry.name[:16]}-{uuid.uuid4().hex[:8]}"
-    try:
-        os.rename(entry, trash)
-    except OSError:
-        return  # another process replaced it first; theirs is as good as ours
-    try:
-        os.rename(tmp, entry)
-    except OSError:
-        pass  # lost a race with a concurrent writer; its entry stands
-    shutil.rmtree(trash, ignore_errors=True)
+        (tmp / "meta.json").write_text(canonical_json(meta), encoding="utf-8")

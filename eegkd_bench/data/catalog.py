@@ -1,10 +1,14 @@
-"""Rows for ``eegkd-bench datasets``: what each registered dataset is and whether it is on disk."""
+"""The registered datasets: rows for ``eegkd-bench datasets``, selecting them for a run, loading them."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from eegkd_bench.api import EEGWindows
+from eegkd_bench.errors import DataUnavailable, UserError
 from eegkd_bench.registry import Registry
 
 COLUMNS = ("name", "kind", "available", "where", "size", "classes", "channels", "window_s", "sfreq",
@@ -74,3 +78,42 @@ def dataset_rows(registry: Registry, data_dir: str | None = None) -> list[dict[s
             row["where"] = row["where"] or "?"
         rows.append(row)
     return rows
+
+
+def select_datasets(registry: Registry, spec: str, *, simulated_only: bool) -> list[str]:
+    """Resolve a dataset selection; ``all`` honours the preset (quick: simulated only)."""
+    names = registry.select("datasets", spec)
+    if spec.strip() == "all":  # unlabeled pretraining corpora are never part of a grid
+        names = [n for n in names if getattr(registry.get("datasets", n).factory, "labeled", True)]
+    if simulated_only and spec.strip() == "all":
+        names = [n for n in names if getattr(registry.get("datasets", n).factory, "kind", None) == "simulated"
+                 or _instance_kind(registry, n) == "simulated"]
+        if not names:
+            raise UserError("no simulated dataset is registered; is the 'simulated' plugin disabled? "
+                            "see eegkd-bench plugins")
+    return names
+
+
+def _instance_kind(registry: Registry, name: str) -> str:
+    try:
+        return registry.get("datasets", name).factory().kind
+    except Exception:
+        return "?"
+
+
+def load_dataset(registry: Registry, name: str, data_dir: str | None, cache_dir: Path) -> EEGWindows:
+    """Instantiate and load a registered dataset (raises DataUnavailable when absent)."""
+    dataset = registry.get("datasets", name).factory()
+    avail = dataset.availability(data_dir)
+    if not avail.available:
+        how = f"; {avail.how_to_get}" if avail.how_to_get else ""
+        raise DataUnavailable(f"not downloaded: looked in {avail.where}{how}")
+    windows = dataset.load(data_dir, str(cache_dir))
+    if not np.isfinite(windows.X).all():
+        bad = int(np.flatnonzero(~np.isfinite(windows.X).reshape(len(windows.X), -1).all(axis=1))[0])
+        raise UserError(f"dataset {name!r} has non-finite values (first in window {bad}); check its files, "
+                        f"then delete its cached windows under {cache_dir / 'windows'} and run again")
+    for split in ("train", "val", "test"):
+        if len(windows.indices(split)) == 0:
+            raise UserError(f"dataset {name!r} has an empty {split} split; it needs train, val and test subjects")
+    return windows

@@ -18,7 +18,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from eegkd_bench.api import DataUnavailable, EEGWindows
+from eegkd_bench.api import EEGWindows
+from eegkd_bench.errors import DataUnavailable
 
 ENV_DATA = "EEGKD_DATA"
 TARGET_SFREQ = 200.0

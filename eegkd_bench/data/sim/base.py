@@ -14,7 +14,8 @@ from typing import Any, ClassVar, Iterator, Sequence
 import numpy as np
 
 from eegkd_bench.api import Availability, Dataset, EEGWindows, UserError
-from eegkd_bench.data.cache import cached_windows, stable_hash
+from eegkd_bench.data.cache import cached_windows
+from eegkd_bench.storage import stable_hash
 from eegkd_bench.data.sim.head import (
     SOURCE_SITES, Derivation, Head, electrode_positions, make_head, site_weights,
 )

@@ -1,7 +1,7 @@
 """``dlink``: Distilling Layer-wise and Dominant Knowledge from EEG foundation models (arXiv 2604.15016).
 
 The paper's full text is not public to us; this is *our reading* of its abstract
-(see /work/shared/DESIGN.md and docs/distillers.md). Three parts, each switchable:
+(see docs/distillers.md). Three parts, each switchable:
 
 1. **router** (:mod:`.router`, training-only): per-input weights ``alpha`` over the
    teacher layers give the target ``H~ = sum_l alpha_l H'_l``. Default schedule

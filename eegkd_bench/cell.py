@@ -1,0 +1,343 @@
+"""One cell of the grid: its spec and key, running it, and the record it leaves.
+
+A cell is (dataset, protocol split, teacher, student, distiller, seed, recipe).
+Its key hashes everything that determines its result, so a finished cell is
+never recomputed and a killed run resumes where it stopped: each record is
+written atomically when its cell ends.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from eegkd_bench.api import Distiller, EEGWindows, TeacherBatch
+from eegkd_bench.cost import cost_report
+from eegkd_bench.data.cache import default_cache_dir
+from eegkd_bench.data.catalog import load_dataset
+from eegkd_bench.device import describe, resolve_device
+from eegkd_bench.errors import UserError, one_line
+from eegkd_bench.metrics import KEY_METRIC, task_of
+from eegkd_bench.plugins import get_registry
+from eegkd_bench.registry import Registry
+from eegkd_bench.results import SCHEMA_VERSION, ResultStore, versions
+from eegkd_bench.storage import atomic_write_text, file_sha256, stable_hash
+from eegkd_bench.teachers import (
+    OnlineTeacher,
+    PreparedTeacher,
+    TeacherOutputs,
+    prepare_teacher,
+    split_digest,
+    teacher_outputs,
+)
+from eegkd_bench.training import TrainConfig, evaluate, fit
+
+SPLIT_PROTOCOL = "subject-disjoint (dataset-declared train/val/test)"
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Everything that determines one cell's result (picklable, sent to workers)."""
+
+    dataset: str
+    teacher: str
+    student: str
+    distiller: str
+    seed: int
+    preset: str
+    teacher_cfg: TrainConfig
+    student_cfg: TrainConfig
+    teacher_checkpoint: str | None = None
+    teacher_options: tuple[tuple[str, Any], ...] = ()
+    student_options: tuple[tuple[str, Any], ...] = ()
+    distiller_options: tuple[tuple[str, Any], ...] = ()
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that enter the cell key."""
+        d = dataclasses.asdict(self)
+        d.pop("teacher_checkpoint")  # the checkpoint's content (sha256) enters the key, not its path
+        return d
+
+    def label(self) -> str:
+        """How progress output names the cell."""
+        return f"{self.dataset} · {self.distiller} → {self.student} · seed {self.seed}"
+
+
+@dataclass
+class RunContext:
+    """Where things live for one run."""
+
+    results: ResultStore
+    cache_dir: Path
+    data_dir: str | None = None
+    latency: bool = True
+    teacher_cache: bool = True  # False: run the teacher on every batch (benchmarks, debugging)
+    device: str = "cpu"  # where models train and the teacher runs (resolved: cpu, cuda:N, mps)
+    device_request: str = "cpu"  # as asked (auto, cuda, ...): cluster jobs resolve it on their own node
+
+
+def make_context(results_dir: str | Path, cache_dir: str | Path | None, data_dir: str | None, *, latency: bool = True,
+                 device: str | None = "cpu", resolve_device_here: bool = True) -> RunContext:
+    """Where results, caches and data live, and where models train (``device``: auto, cpu, cuda[:N], mps).
+
+    ``resolve_device_here=False`` (cluster executors): the submitting node may have no GPU, so
+    each job resolves ``device`` on the node it lands on.
+    """
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create cache directory {cache}: {exc.strerror}; pass a writable --cache-dir") from None
+    request = (device or "auto").strip().lower() or "auto"
+    return RunContext(ResultStore(results_dir), cache, data_dir or os.environ.get("EEGKD_DATA"), latency,
+                      device=resolve_device(request) if resolve_device_here else "cpu", device_request=request)
+
+
+# ------------------------------------------------------------------------- keys
+def cell_key(cell: CellSpec, windows: EEGWindows, teacher_init: str) -> str:
+    """Hash of everything that determines the cell's result."""
+    return stable_hash({
+        "schema": SCHEMA_VERSION, "cell": cell.identity(), "data_checksum": windows.checksum,
+        "split": split_digest(windows), "teacher_init": teacher_init,
+    })[:32]
+
+
+def skip_key(cell: CellSpec) -> str:
+    """Key of a cell whose data never loaded (skipped); replaced by its real record once it runs."""
+    return "skip-" + stable_hash({"schema": SCHEMA_VERSION, "cell": cell.identity()})[:27]
+
+
+def teacher_init_of(checkpoint: str | None) -> str:
+    """``"random"`` or ``"sha256:<hex>"`` of the pretrained checkpoint a teacher starts from."""
+    if not checkpoint:
+        return "random"
+    if not Path(checkpoint).is_file():
+        raise UserError(f"teacher checkpoint {checkpoint!r} not found; pass an existing file to --teacher-checkpoint")
+    return f"sha256:{file_sha256(checkpoint)}"
+
+
+# -------------------------------------------------------- what the cell reads
+def teacher_output_names(distiller: Distiller, info: Any) -> set[str]:
+    """The teacher outputs a distiller asks for: layer names, plus "logits" / "embedding"."""
+    needs = distiller.teacher_needs()
+    names = set(needs.resolve(info))
+    if needs.logits:
+        names.add("logits")
+    if needs.embedding:
+        names.add("embedding")
+    return names
+
+
+def reads_output_cache(cell: CellSpec, distiller: Distiller, teacher_cache: bool) -> bool:
+    """Whether the cell reads the teacher's outputs from the on-disk cache (not online per batch).
+
+    Augmented inputs differ from the cached clean ones, so with augmentation the teacher runs
+    online; a distiller with a warm-up stage still reads the whole clean training split once.
+    """
+    return teacher_cache and (cell.student_cfg.augment == "none" or needs_warmup(distiller))
+
+
+# ------------------------------------------------------------------ executing
+def execute_cell(cell: CellSpec, ctx: RunContext, registry: Registry | None = None,
+                 windows: EEGWindows | None = None, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run one cell end to end and store its record (ok or failed). Returns the record."""
+    registry = registry or get_registry()
+    t_start = time.perf_counter()
+    base = base_record(cell)
+    key = None
+    try:
+        if windows is None:
+            windows = load_dataset(registry, cell.dataset, ctx.data_dir, ctx.cache_dir)
+        init = teacher_init_of(cell.teacher_checkpoint)
+        key = cell_key(cell, windows, init)
+        base = base_record(cell, windows, key=key, teacher_init=init)
+        prepared = prepare_cell_teacher(cell, ctx, registry, windows, progress)
+        record = _train_cell(cell, ctx, registry, windows, prepared, base, progress)
+    except Exception as exc:  # a failing cell is recorded; the grid goes on
+        record = {**base, "status": "failed", "error": one_line(exc), "traceback": traceback.format_exc(limit=8)}
+        if key is None:
+            record["key"] = skip_key(cell).replace("skip-", "fail-")
+    record["wall_time_s"] = time.perf_counter() - t_start
+    ctx.results.put(record)
+    stale = ctx.results.path(skip_key(cell))
+    if record["status"] == "ok" and stale.exists():
+        stale.unlink(missing_ok=True)
+    return record
+
+
+def prepare_cell_teacher(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EEGWindows,
+                         progress: Callable[[dict[str, Any]], None] | None = None,
+                         outputs: frozenset[str] = frozenset()) -> PreparedTeacher:
+    """Fine-tune (or load from the cache) the cell's teacher; then cache its ``outputs`` on the training split."""
+    prepared = prepare_teacher(registry.get("teachers", cell.teacher).factory, cell.teacher, windows, seed=cell.seed,
+                               cfg=cell.teacher_cfg, cache_dir=ctx.cache_dir, options=dict(cell.teacher_options),
+                               checkpoint=cell.teacher_checkpoint, progress=progress, device=ctx.device)
+    if outputs:
+        teacher_outputs(prepared, windows.part("train")[0], set(outputs), ctx.cache_dir,
+                        data_checksum=windows.checksum)
+    return prepared
+
+
+def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EEGWindows,
+                prepared: PreparedTeacher, base: dict[str, Any], progress: Any) -> dict[str, Any]:
+    spec = windows.input_spec()
+    torch.manual_seed(cell.seed)
+    np.random.seed(cell.seed)
+    student = registry.get("students", cell.student).factory(spec, **dict(cell.student_options))
+    distiller: Distiller = registry.get("distillers", cell.distiller).factory(
+        student=student, teacher=prepared.info, spec=spec, **dict(cell.distiller_options))
+    distiller.to(ctx.device)
+    names = teacher_output_names(distiller, prepared.info)
+    X_tr, y_tr = windows.part("train")
+    X_va, y_va = windows.part("val")
+    X_te, y_te = windows.part("test")
+    y_tr_t = torch.from_numpy(np.asarray(y_tr, dtype=np.int64)).to(ctx.device)
+    # Augmented inputs differ from the cached clean ones, so the teacher then runs online on each batch.
+    online = cell.student_cfg.augment != "none" or not ctx.teacher_cache
+    use_cache = reads_output_cache(cell, distiller, ctx.teacher_cache)
+    outputs = None
+    if names and (use_cache or needs_warmup(distiller)):  # a warm-up without the cache computes them in memory
+        outputs = teacher_outputs(prepared, X_tr, names, ctx.cache_dir if use_cache else None,
+                                  data_checksum=windows.checksum)
+    if outputs is not None and needs_warmup(distiller):
+        whole = outputs.arrays
+        distiller.on_train_start(
+            TeacherBatch(
+                logits=_as_tensor(whole.get("logits")),
+                features={k: _as_tensor(v) for k, v in whole.items() if k not in ("logits", "embedding")},
+                embedding=_as_tensor(whole.get("embedding")),
+            ).to(ctx.device),
+            y_tr_t,
+        )
+    else:
+        distiller.on_train_start(None, y_tr_t)
+    source = OnlineTeacher(prepared.model, names) if online else (outputs or TeacherOutputs({}))
+    result = fit(distiller, X_tr, y_tr, X_va, y_va, windows.n_classes, cell.student_cfg, seed=cell.seed,
+                 teacher=source, progress=progress)
+    test = evaluate(distiller, X_te, y_te, windows.n_classes)  # the only time the test split is touched
+    deployed = distiller.deployed()
+    cost = cost_report(deployed, spec, latency=ctx.latency)
+    tcost = _teacher_cost(prepared, spec, ctx)
+    return {
+        **base,
+        "status": "ok",
+        "error": "",
+        "metrics": test,
+        "val_metrics": result.best_val,
+        "teacher_metrics": prepared.test_metrics,
+        "teacher_val_metrics": prepared.val_metrics,
+        "key_metric": KEY_METRIC[task_of(windows.n_classes)],
+        "student_params": cost["params"],
+        "student_flops": cost["flops"],
+        "student_latency_ms": cost.get("latency_ms"),
+        "training_only_params": distiller.training_only_params(),
+        "teacher_params": tcost["params"],
+        "teacher_flops": tcost["flops"],
+        "teacher_latency_ms": tcost.get("latency_ms"),
+        "teacher_head_params": prepared.model.head_params,
+        "teacher_cached": prepared.cached,
+        "teacher_train_time_s": prepared.train_time_s,
+        "device": describe(ctx.device),
+        "torch_threads": torch.get_num_threads(),
+        "train_time_s": result.train_time_s,
+        "best_epoch": result.best_epoch,
+        "epochs": len(result.history),
+        "history": [{"epoch": h["epoch"], "loss": h["loss"], "val_key": h["val"].get(KEY_METRIC[task_of(windows.n_classes)])}
+                    for h in result.history],
+        "distiller_report": distiller.report(),
+        "hparams": distiller.hparams,
+    }
+
+
+def needs_warmup(distiller: Distiller) -> bool:
+    """Whether the distiller overrides ``on_train_start`` (then it needs the whole train set's teacher outputs)."""
+    return type(distiller).on_train_start is not Distiller.on_train_start
+
+
+def _as_tensor(arr: np.ndarray | None) -> torch.Tensor | None:
+    if arr is None:
+        return None
+    return torch.from_numpy(np.array(arr))  # a private copy: memmaps are read-only
+
+
+def _teacher_cost(prepared: PreparedTeacher, spec: Any, ctx: RunContext) -> dict[str, Any]:
+    """Teacher params / FLOPs / latency, measured once per fine-tuned teacher and cached beside it."""
+    path = ctx.cache_dir / "teachers" / prepared.key / f"cost-{int(ctx.latency)}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    cost = cost_report(prepared.model, spec, latency=ctx.latency)
+    cost = {k: v for k, v in cost.items() if isinstance(v, (int, float, type(None)))}
+    try:
+        atomic_write_text(path, json.dumps(cost), sync=False)
+    except OSError:
+        pass  # measured again next time
+    return cost
+
+
+# -------------------------------------------------------------------- records
+def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str | None = None,
+                teacher_init: str | None = None) -> dict[str, Any]:
+    """The fields every record of ``cell`` carries; the data's fields once ``windows`` are loaded."""
+    record = {
+        "key": key,
+        "schema_version": SCHEMA_VERSION,
+        "status": None,
+        "error": "",
+        "dataset": cell.dataset,
+        "data_kind": None,
+        "data_checksum": None,
+        "split_protocol": SPLIT_PROTOCOL,
+        "task": None,
+        "n_classes": None,
+        "teacher": cell.teacher,
+        "teacher_init": teacher_init,
+        "student": cell.student,
+        "distiller": cell.distiller,
+        "seed": cell.seed,
+        "preset": cell.preset,
+        "config": {
+            "teacher_cfg": cell.teacher_cfg.as_dict(), "student_cfg": cell.student_cfg.as_dict(),
+            "teacher_options": dict(cell.teacher_options), "student_options": dict(cell.student_options),
+            "distiller_options": dict(cell.distiller_options),
+        },
+        "versions": versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": f"{socket.gethostname()} ({platform.machine()})",
+    }
+    if windows is not None:
+        record.update(data_kind=windows.kind, data_checksum=windows.checksum, task=windows.task,
+                      n_classes=windows.n_classes)
+    return record
+
+
+def skipped_record(cell: CellSpec, reason: str) -> dict[str, Any]:
+    """The record of a cell whose dataset could not be loaded."""
+    return {**base_record(cell), "key": skip_key(cell), "status": "skipped", "error": reason, "data_kind": "real"}
+
+
+def record_dead_cell(cell: CellSpec, ctx: RunContext, windows: EEGWindows, reason: str) -> dict[str, Any]:
+    """Store ``cell`` as failed after its worker process or cluster job died; returns the record.
+
+    A cell that finished before its worker died keeps its record: never duplicate or overwrite it.
+    """
+    init = teacher_init_of(cell.teacher_checkpoint)
+    key = cell_key(cell, windows, init)
+    existing = ctx.results.get(key)
+    if existing is not None and existing.get("status") == "ok":
+        return existing
+    record = {**base_record(cell, windows, key=key, teacher_init=init), "status": "failed", "error": reason}
+    ctx.results.put(record)
+    return record

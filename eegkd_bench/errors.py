@@ -1,0 +1,20 @@
+"""Errors a user can act on; every module may import this one (it imports nothing of the suite)."""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake the user can fix; the CLI prints it as one line and exits 2."""
+
+
+class DataUnavailable(UserError):
+    """The dataset's files are not on this machine; the grid records a 'skipped' cell."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: a UserError's own message, else ``Type: first line``."""
+    text = str(exc).strip().splitlines()
+    msg = text[0] if text else ""
+    return msg if isinstance(exc, UserError) else f"{type(exc).__name__}: {msg}"
+
+
+__all__ = ["DataUnavailable", "UserError", "one_line"]

@@ -1,0 +1,54 @@
+"""How a planned grid's cells run: in this process, on a local process pool, or as cluster jobs.
+
+Every executor implements :class:`Executor`: it receives a preflighted :class:`~eegkd_bench.plan.GridPlan`,
+prepares each teacher group before its cells, stores one record per cell (through
+:func:`eegkd_bench.cell.execute_cell` or :func:`eegkd_bench.cell.record_dead_cell`), tells the
+reporter as cells end, and returns their records. Executors never import the grid.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from eegkd_bench.cell import RunContext
+from eegkd_bench.errors import UserError
+from eegkd_bench.plan import GridPlan
+from eegkd_bench.registry import Registry
+
+EXECUTORS = ("local", "slurm", "submitit-local")
+
+
+class Reporter(Protocol):
+    """What executors tell the user (see :mod:`eegkd_bench.progress`)."""
+
+    def message(self, text: str) -> None: ...
+    def teacher_start(self, cell: Any) -> None: ...
+    def teacher_done(self, cell: Any) -> None: ...
+    def cell_start(self, cell: Any) -> None: ...
+    def cell_done(self, cell: Any, rec: dict[str, Any]) -> None: ...
+    def progress(self, event: dict[str, Any]) -> None: ...
+
+
+class Executor(Protocol):
+    """Runs the cells of a preflighted plan and returns their records (the grid calls only this)."""
+
+    def run(self, plan: GridPlan, ctx: RunContext, reporter: Reporter) -> list[dict[str, Any]]: ...
+
+
+def make_executor(name: str, *, registry: Registry, jobs: int = 1, options: dict[str, Any] | None = None) -> Executor:
+    """The executor for ``--executor NAME`` (``local`` with ``--jobs N`` > 1 is a process pool)."""
+    if name in ("slurm", "submitit-local"):
+        from eegkd_bench.executors.cluster import SubmititExecutor
+
+        return SubmititExecutor(name, options or {})
+    if name != "local":
+        raise UserError(f"unknown executor {name!r}; expected one of {', '.join(EXECUTORS)}")
+    if jobs <= 1:
+        from eegkd_bench.executors.serial import SerialExecutor
+
+        return SerialExecutor(registry)
+    from eegkd_bench.executors.pool import PoolExecutor
+
+    return PoolExecutor(jobs)
+
+
+__all__ = ["EXECUTORS", "Executor", "Reporter", "make_executor"]
