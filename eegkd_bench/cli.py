@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--methods", help="distillers: names, wildcards or 'all' (default: from the preset)")
     run.add_argument("--students", help="students: names, wildcards or 'all' (default: from the preset)")
     run.add_argument("--teacher", help="teacher name (default: from the preset)")
-    run.add_argument("--teacher-checkpoint", help="official pretrained weights of the teacher (else random init)")
+    run.add_argument("--teacher-checkpoint",
+                     help="the teacher's init: a checkpoint file (e.g. official pretrained weights), a checkpoint name "
+                          "the teacher registers (e.g. sim-pretrained), or none for random init "
+                          "(default: the preset's, for the preset's teacher)")
     run.add_argument("--datasets", help="datasets: names, wildcards or 'all' (default: all)")
     run.add_argument("--seeds", help="e.g. 0,1,2 or 0-4 (default: from the preset)")
     run.add_argument("--epochs", type=int, help="override the student epochs of the preset")
@@ -223,6 +226,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from eegkd_bench.executors.pool import start_pool_server
     from eegkd_bench.presets import PRESETS, parse_seeds
     from eegkd_bench.runner import Grid
+    from eegkd_bench.teachers import checkpoint_init, resolve_checkpoint
 
     preset = PRESETS[args.preset]
     explicit_jobs = args.jobs is not None
@@ -251,7 +255,12 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     reg = get_registry()
     methods = reg.select("distillers", args.methods or preset.methods)
     students = reg.select("students", args.students or preset.students)
-    teacher = reg.get("teachers", args.teacher or preset.teacher).name
+    teacher_entry = reg.get("teachers", args.teacher or preset.teacher)
+    teacher = teacher_entry.name
+    init = args.teacher_checkpoint
+    if init is None and teacher == preset.teacher:
+        init = preset.teacher_checkpoint
+    teacher_checkpoint = resolve_checkpoint(teacher_entry, init)
     datasets = select_datasets(reg, args.datasets or preset.datasets, simulated_only=preset.simulated_only)
     seeds = parse_seeds(args.seeds) if args.seeds else preset.seeds
     ctx = make_context(args.results, args.cache_dir, args.data_dir, latency=not args.no_latency, device=args.device,
@@ -261,9 +270,9 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     grid = Grid(reg, ctx, reporter)
     total_cells = len(datasets) * len(students) * len(methods) * len(seeds)
     print(f"eegkd-bench {__version__}: {total_cells} cells = {len(datasets)} datasets × {len(students)} students × "
-          f"{len(methods)} methods × {len(seeds)} seeds (teacher {teacher}, preset {preset.name}) → {ctx.results.root}",
+          f"{len(methods)} methods × {len(seeds)} seeds (teacher {teacher}, init: {checkpoint_init(teacher_checkpoint)}, preset {preset.name}) → {ctx.results.root}",
           file=sys.stderr)
-    plan = grid.plan(datasets, teacher, students, methods, seeds, preset, teacher_checkpoint=args.teacher_checkpoint,
+    plan = grid.plan(datasets, teacher, students, methods, seeds, preset, teacher_checkpoint=teacher_checkpoint,
                      retry_failed=args.retry_failed)
     done_before = total_cells - len(plan.cells) - len(plan.skipped)
     if done_before:

@@ -152,6 +152,14 @@ def build_model(teacher: str, factory: Callable[..., Any], options: dict[str, An
     return model
 
 
+def init_label(pool: list[Source]) -> str:
+    """How records name a teacher started from this checkpoint: ``sim-pretrained`` when the pool is all
+    simulated (never plain "pretrained": it is not an official checkpoint), else the datasets it saw."""
+    if all(s.describe.get("kind") == "simulated" for s in pool):
+        return "sim-pretrained"
+    return "pretrained-on:" + "+".join(s.name for s in pool)
+
+
 def architecture(teacher: str, options: dict[str, Any], model: TeacherModel) -> dict[str, Any]:
     """What a checkpoint fits: teacher, options and the backbone's parameter shapes."""
     shapes = {k: list(v.shape) for k, v in model.backbone.state_dict().items()}
@@ -255,7 +263,7 @@ def pretrain(teacher: str, factory: Callable[..., Any], options: dict[str, Any],
             "windows_per_s": round(seen / max(spent, 1e-9), 2), "loss_curve": curve, "device": device,
             "torch_threads": torch.get_num_threads(), "versions": {"eegkd_bench": __version__,
                                                                    "torch": torch.__version__},
-            "command": command, "checkpoint": out.name, "sha256": file_sha256(out)}
+            "command": command, "checkpoint": out.name, "label": init_label(pool), "sha256": file_sha256(out)}
     atomic_write_text(sidecar, json.dumps(meta, indent=1) + "\n")
     resume.unlink(missing_ok=True)
     return meta

@@ -60,9 +60,24 @@ class Noise300(Noise):
     samples = 300
 
 
+class Rhythm(Noise):
+    """A 10 Hz rhythm shared by all channels, random phase and gain: a hidden patch is predictable from its neighbours."""
+
+    name = "rhythm"
+
+    def load(self, data_dir: str | None = None, cache_dir: str | None = None) -> EEGWindows:
+        w = super().load()
+        rng = np.random.default_rng(1)
+        t = np.arange(self.samples) / self.sfreq
+        phase = rng.uniform(0, 2 * np.pi, (len(w.X), 1, 1))
+        gain = rng.uniform(0.5, 1.5, (len(w.X), self.n_channels, 1))
+        w.X = (gain * np.sin(2 * np.pi * 10 * t + phase)).astype(np.float32)
+        return w
+
+
 def registry() -> Registry:
     reg = Registry()
-    for cls in (Noise, Noise250, Noise300):
+    for cls in (Noise, Noise250, Noise300, Rhythm):
         reg.add(Entry("datasets", cls.name, cls, "test"))
     reg.add(Entry("datasets", "sim-pretrain", lambda: SimPretrainCorpus(n_subjects=8), "test"))
     reg.add(Entry("teachers", "cbramod-mini", cbramod_mini, "test"))
@@ -101,15 +116,16 @@ def test_tiny_run_writes_a_loadable_checkpoint_and_sidecar(tmp_path: Path) -> No
     assert not out.with_name("mini.pt.resume").exists()
     # the format --teacher-checkpoint loads: strictly into the backbone, for another dataset's input shape
     model = build_teacher(cbramod_mini, "cbramod-mini", InputSpec(22, 800, 4), {}, str(out))
-    assert model.init_source == f"sha256:{side['sha256']}"
+    assert model.init_source == f"sim-pretrained sha256:{side['sha256']}"  # noise is labelled simulated
     saved = torch.load(out, weights_only=True)
     assert all(torch.equal(saved[k], v) for k, v in model.backbone.state_dict().items())
 
 
 def test_training_lowers_the_reconstruction_loss(tmp_path: Path) -> None:
-    cfg = PretrainConfig(steps=30, batch_size=4, lr=2e-3, warmup_steps=2, log_every=5, checkpoint_every=100)
-    curve = run(tmp_path / "m.pt", cfg=cfg)["loss_curve"]
-    assert curve[-1]["loss"] < 0.5 * curve[0]["loss"], curve
+    cfg = PretrainConfig(steps=30, batch_size=4, lr=2e-3, warmup_steps=2, log_every=1, checkpoint_every=100)
+    curve = run(tmp_path / "m.pt", datasets=("rhythm",), cfg=cfg)["loss_curve"]
+    assert 0.9 < curve[0]["nmse"] < 1.1, curve  # the zero-initialised head starts at the predict-zero baseline
+    assert curve[-1]["nmse"] < 0.5, curve
 
 
 def test_resume_after_interruption_gives_the_uninterrupted_result(tmp_path: Path) -> None:
@@ -233,3 +249,59 @@ def test_grid_selection_all_leaves_the_corpus_out() -> None:
 
     names = select_datasets(get_registry(), "all", simulated_only=True)
     assert "sim-pretrain" not in names and {"sim-mi", "sim-abnormal", "sim-events", "sim-affective"} <= set(names)
+
+
+# ------------------------------------------------------------------ init labels and the shipped checkpoint
+def test_records_name_a_simulated_pretraining_sim_pretrained(tmp_path: Path) -> None:
+    from eegkd_bench.teachers import checkpoint_init
+
+    out = tmp_path / "r.pt"
+    meta = run(out, datasets=("rhythm",))
+    assert meta["label"] == "sim-pretrained"
+    assert checkpoint_init(str(out)) == f"sim-pretrained sha256:{meta['sha256']}"
+    model = build_teacher(cbramod_mini, "cbramod-mini", InputSpec(4, 400, 2), {}, str(out))
+    assert model.init_source == f"sim-pretrained sha256:{meta['sha256']}"
+    out.write_bytes(out.read_bytes() + b"\0")  # no longer the file its sidecar describes: no label
+    assert checkpoint_init(str(out)) == f"sha256:{file_sha256(out)}"
+    assert checkpoint_init(None) == "random"
+
+
+def test_teacher_checkpoint_accepts_a_file_a_registered_name_or_none(tmp_path: Path) -> None:
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.teachers import resolve_checkpoint
+    from eegkd_plugins.cbramod import SIM_CHECKPOINT
+
+    entry = get_registry().get("teachers", "cbramod-sim")
+    assert resolve_checkpoint(entry, "sim-pretrained") == str(SIM_CHECKPOINT)
+    assert resolve_checkpoint(entry, "none") is None and resolve_checkpoint(entry, None) is None
+    assert resolve_checkpoint(entry, str(SIM_CHECKPOINT)) == str(SIM_CHECKPOINT)
+    with pytest.raises(UserError, match="registers sim-pretrained") as info:
+        resolve_checkpoint(entry, "sim-pretrianed")
+    assert "\n" not in str(info.value)
+
+
+def test_shipped_checkpoint_matches_its_sidecar_and_loads_strictly() -> None:
+    from eegkd_bench.teachers import checkpoint_init
+    from eegkd_plugins.cbramod import SIM_CHECKPOINT
+
+    side = json.loads(SIM_CHECKPOINT.with_suffix(".json").read_text())
+    assert side["sha256"] == file_sha256(SIM_CHECKPOINT) and side["label"] == "sim-pretrained"
+    assert side["architecture"]["teacher"] == "cbramod-sim" and side["pool"][0]["name"] == "sim-pretrain"
+    assert side["steps_done"] == side["recipe"]["steps"] and side["command"].startswith("eegkd-bench pretrain")
+    assert SIM_CHECKPOINT.stat().st_size < 5e6
+    for c, t in ((22, 800), (16, 2000), (16, 1000), (32, 1000)):  # the four simulated benchmarks' inputs
+        model = build_teacher(cbramod_sim, "cbramod-sim", InputSpec(c, t, 2), {}, str(SIM_CHECKPOINT))
+        assert model.init_source == checkpoint_init(str(SIM_CHECKPOINT)) == f"sim-pretrained sha256:{side['sha256']}"
+    curve = side["loss_curve"]
+    assert curve[-1]["nmse"] < curve[0]["nmse"]  # pretraining learned something
+
+
+def test_quick_preset_teacher_is_the_big_model() -> None:
+    from eegkd_bench.cost import count_flops
+    from eegkd_bench.presets import PRESETS
+
+    quick = PRESETS["quick"]
+    assert (quick.teacher, quick.teacher_checkpoint, quick.students) == ("cbramod-sim", "sim-pretrained", "eegnet")
+    for c, t, k in ((22, 800, 4), (16, 2000, 2), (16, 1000, 6), (32, 1000, 9)):
+        spec, x = InputSpec(c, t, k), torch.zeros(1, c, t)
+        assert count_flops(cbramod_sim(spec).eval(), x) >= 10 * count_flops(eegnet(spec).eval(), x)

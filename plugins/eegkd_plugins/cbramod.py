@@ -25,6 +25,13 @@ with ELU and dropout), ``avgpool`` is the official ``avgpooling_patch_reps``
 ``cbramod-mini`` is our reading of a small member of the same family: the same
 layer types at d_model 64, feed-forward 128, 4 heads (2 per branch), 4 layers,
 with 8 conv filters x 8 positions in the patch embedding.
+
+``cbramod-sim`` keeps CBraMod's full width (d_model 200, feed-forward 800, 8
+heads, 25 x 8 conv features) in 4 layers: the teacher of the simulated
+benchmarks, over 10x the FLOPs of their EEGNet student. It registers the
+checkpoint ``sim-pretrained`` (``checkpoints/cbramod-sim.pt``): this backbone
+pretrained by masked-patch reconstruction on simulated EEG only, not an
+official CBraMod release.
 """
 from __future__ import annotations
 
@@ -45,6 +52,9 @@ PATCH_SIZE = 200  # samples per patch: 1 s at the 200 Hz of the CBraMod recipe
 SFREQ = 200.0
 HEADS = ("flatten", "avgpool")
 WEIGHTS_URL = "https://huggingface.co/weighting666/CBraMod"
+#: cbramod-sim pretrained by ``eegkd-bench pretrain`` on the simulated corpus (command and loss curve in
+#: the .json sidecar beside it; docs/pretraining.md). Shipped as package data.
+SIM_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cbramod-sim.pt"
 
 
 @dataclass(frozen=True)
@@ -257,7 +267,16 @@ class CBraModTeacher(TeacherModel):
         return self.backbone.proj_out(tokens)
 
     def pretraining_parameters(self) -> list[nn.Parameter]:
-        """Every backbone parameter but the frozen mask encoding (the reconstruction head included)."""
+        """Every backbone parameter but the frozen mask encoding (the reconstruction head included).
+
+        The reconstruction head starts at zero (the release initialises it like every Linear): its
+        first predictions are then the all-zero patch (normalised MSE 1) instead of outputs tens of
+        times the signal's power, which cost the first few hundred steps of a short run.
+        """
+        head = self.backbone.proj_out[0]
+        with torch.no_grad():
+            head.weight.zero_()
+            head.bias.zero_()
         self.backbone.proj_out.requires_grad_(True)
         return [p for n, p in self.backbone.named_parameters() if n != "patch_embedding.mask_encoding"]
 
@@ -423,4 +442,5 @@ def eegkd_register_teachers(register: Any) -> None:
              "d_model 64, average-pooling head; trains in seconds on a CPU", family="cbramod", layers=4)
     register("cbramod-sim", cbramod_sim, description="CBraMod at full width in 4 layers (d_model 200, ~1.7M "
              "backbone params), average-pooling head; the simulated benchmarks' teacher, with a checkpoint "
-             "pretrained on simulated EEG (sim-pretrained)", family="cbramod", layers=4)
+             "pretrained on simulated EEG (sim-pretrained)", family="cbramod", layers=4,
+             checkpoints={"sim-pretrained": str(SIM_CHECKPOINT)})
