@@ -153,6 +153,14 @@ class Dataset:
         An empty dict means the plugin does not declare it.
         """
         return {}
+    # -- unlabeled pretraining corpora (``eegkd-bench pretrain``); never part of a benchmark grid
+    #: False for a corpus that only streams unlabeled windows through :meth:`stream_batch`.
+    labeled: ClassVar[bool] = True
+
+    def stream_batch(self, index: int, batch_size: int) -> np.ndarray:
+        """Unlabeled batch number ``index``: float32 ``(batch_size, channels, samples)``, the same for the
+        same ``index`` every time (so an interrupted pretraining run resumes on the same data)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a streamed corpus")
 
 
 # ------------------------------------------------------------------------- models
@@ -218,6 +226,23 @@ class TeacherModel(EEGModel):
     def load_pretrained(self, path: str) -> str:
         """Load official pretrained backbone weights; return ``"sha256:<hex>"``."""
         raise NotImplementedError(f"{type(self).__name__} cannot load pretrained weights")
+
+    # -- masked-patch pretraining (``eegkd-bench pretrain``); optional, enabled by ``patch_size > 0``
+    #: Samples per patch token at the model's sampling rate; 0 means the teacher cannot be pretrained here.
+    patch_size: int = 0
+
+    def patch_tokens(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Last backbone layer ``(B, C, P, D)`` for input ``(B, C, P * patch_size)``, patches where
+        ``mask`` ``(B, C, P)`` is True hidden the model's own way; any channel and patch count."""
+        raise NotImplementedError(f"{type(self).__name__} exposes no patch tokens")
+
+    def reconstruct_patches(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Reconstruction ``(B, C, P, patch_size)`` of the signal from patch tokens (a head inside ``backbone``)."""
+        raise NotImplementedError(f"{type(self).__name__} exposes no patch tokens")
+
+    def pretraining_parameters(self) -> list[nn.Parameter]:
+        """The parameters masked-patch pretraining trains; all of them live in ``backbone``."""
+        raise NotImplementedError(f"{type(self).__name__} exposes no patch tokens")
 
 
 @dataclass(frozen=True)

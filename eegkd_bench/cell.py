@@ -32,11 +32,12 @@ from eegkd_bench.metrics import KEY_METRIC, task_of
 from eegkd_bench.plugins import get_registry
 from eegkd_bench.registry import Registry
 from eegkd_bench.results import SCHEMA_VERSION, ResultStore, versions
-from eegkd_bench.storage import atomic_write_text, file_sha256, stable_hash
+from eegkd_bench.storage import atomic_write_text, stable_hash
 from eegkd_bench.teachers import (
     OnlineTeacher,
     PreparedTeacher,
     TeacherOutputs,
+    checkpoint_init,
     prepare_teacher,
     split_digest,
     teacher_outputs,
@@ -138,12 +139,8 @@ def teacher_provenance(cell: CellSpec) -> dict[str, str]:
 
 
 def teacher_init_of(checkpoint: str | None) -> str:
-    """``"random"`` or ``"sha256:<hex>"`` of the pretrained checkpoint a teacher starts from."""
-    if not checkpoint:
-        return "random"
-    if not Path(checkpoint).is_file():
-        raise UserError(f"teacher checkpoint {checkpoint!r} not found; pass an existing file to --teacher-checkpoint")
-    return f"sha256:{file_sha256(checkpoint)}"
+    """``"random"``, ``"sha256:<hex>"`` or ``"<label> sha256:<hex>"`` (see :func:`teachers.checkpoint_init`)."""
+    return checkpoint_init(checkpoint)
 
 
 # -------------------------------------------------------- what the cell reads

@@ -16,11 +16,13 @@ from typing import Any, Sequence
 
 from eegkd_bench import __version__
 from eegkd_bench.errors import UserError
+from eegkd_bench.pretrain import PretrainConfig
 from eegkd_bench.registry import KINDS, SINGULAR
 
 DEFAULT_RESULTS = "eegkd-results"
 LATEST_HELP = ("keep only the newest record of each (dataset, teacher, student, distiller, seed), e.g. after an "
                "option default or a plugin version changed")
+PRETRAIN_DEFAULTS = PretrainConfig()
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -80,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--methods", help="distillers: names, wildcards or 'all' (default: from the preset)")
     run.add_argument("--students", help="students: names, wildcards or 'all' (default: from the preset)")
     run.add_argument("--teacher", help="teacher name (default: from the preset)")
-    run.add_argument("--teacher-checkpoint", help="official pretrained weights of the teacher (else random init)")
+    run.add_argument("--teacher-checkpoint",
+                     help="the teacher's init: a checkpoint file (e.g. official pretrained weights), a checkpoint name "
+                          "the teacher registers (e.g. sim-pretrained), or none for random init "
+                          "(default: the preset's, for the preset's teacher)")
     run.add_argument("--datasets", help="datasets: names, wildcards or 'all' (default: all)")
     run.add_argument("--seeds", help="e.g. 0,1,2 or 0-4 (default: from the preset)")
     run.add_argument("--epochs", type=int, help="override the student epochs of the preset")
@@ -114,6 +119,32 @@ def build_parser() -> argparse.ArgumentParser:
                      help="show the cells that would run with their resolved options, then stop (writes no result)")
     run.add_argument("-q", "--quiet", action="store_true", help="plain log lines instead of the live display")
     run.add_argument("-v", "--verbose", action="store_true", help="with --quiet: also log every epoch")
+
+    pt = sub.add_parser("pretrain", help="self-supervised masked-patch pretraining of a teacher (resumable)",
+                        description="Pretrain a patch-token teacher (e.g. cbramod-sim) by masked-patch reconstruction "
+                                    "on a pool of registered datasets and write a checkpoint that --teacher-checkpoint "
+                                    "loads, with a JSON sidecar. Running the same command again resumes a killed run.")
+    pt.add_argument("--teacher", required=True, help="a registered teacher with patch tokens, e.g. cbramod-sim")
+    pt.add_argument("--teacher-options", default="{}", help='JSON object of teacher options, e.g. \'{"dropout": 0.1}\'')
+    pt.add_argument("--datasets", required=True, help="the pool: dataset names or wildcards (one sampling rate), "
+                                                      "e.g. sim-pretrain; labeled datasets give their train split")
+    pt.add_argument("--out", required=True, help="checkpoint to write (e.g. cbramod-sim.pt; the sidecar is .json)")
+    pt.add_argument("--steps", type=int, default=PRETRAIN_DEFAULTS.steps, help="optimizer steps (default: %(default)s)")
+    pt.add_argument("--batch-size", type=int, default=PRETRAIN_DEFAULTS.batch_size, help="windows per step (default: %(default)s)")
+    pt.add_argument("--lr", type=float, default=PRETRAIN_DEFAULTS.lr, help="peak AdamW learning rate (default: %(default)s)")
+    pt.add_argument("--weight-decay", type=float, default=PRETRAIN_DEFAULTS.weight_decay, help="AdamW weight decay (default: %(default)s)")
+    pt.add_argument("--warmup-steps", type=int, default=PRETRAIN_DEFAULTS.warmup_steps, help="linear warm-up steps (default: %(default)s)")
+    pt.add_argument("--mask-ratio", type=float, default=PRETRAIN_DEFAULTS.mask_ratio, help="fraction of patches hidden (default: %(default)s)")
+    pt.add_argument("--seed", type=int, default=PRETRAIN_DEFAULTS.seed, help="initialisation, data order and masks (default: %(default)s)")
+    pt.add_argument("--dtype", choices=("float32", "float16"), default=PRETRAIN_DEFAULTS.dtype, help="of the written checkpoint")
+    pt.add_argument("--checkpoint-every", type=int, default=PRETRAIN_DEFAULTS.checkpoint_every,
+                    help="save the resume state every N steps (default: %(default)s)")
+    pt.add_argument("--log-every", type=int, default=PRETRAIN_DEFAULTS.log_every, help="loss-curve point every N steps (default: %(default)s)")
+    pt.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    pt.add_argument("--device", default="auto", help="auto (a CUDA GPU when visible, else cpu), cpu, cuda, cuda:N or mps")
+    pt.add_argument("--cache-dir", help="window cache for labeled datasets (default: $EEGKD_CACHE or ~/.cache/eegkd-bench)")
+    pt.add_argument("--data-dir", help="root of the real datasets (default: $EEGKD_DATA)")
+    pt.add_argument("-q", "--quiet", action="store_true", help="plain log lines instead of the live display")
 
     lb = sub.add_parser("leaderboard", help="tables and plots from one or more results directories")
     lb.add_argument("--results", nargs="+", default=[DEFAULT_RESULTS], help="results directories (merged by cell key)")
@@ -275,6 +306,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from eegkd_bench.presets import parse_seeds
     from eegkd_bench.progress import make_reporter
     from eegkd_bench.runner import Grid
+    from eegkd_bench.teachers import checkpoint_init, resolve_checkpoint
 
     if args.export and not args.dry_run:
         from eegkd_bench.export import require_deploy
@@ -306,7 +338,12 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         start_pool_server()
     methods = reg.select("distillers", settings.methods or preset.methods)
     students = reg.select("students", settings.students or preset.students)
-    teacher = reg.get("teachers", settings.teacher or preset.teacher).name
+    teacher_entry = reg.get("teachers", settings.teacher or preset.teacher)
+    teacher = teacher_entry.name
+    init = settings.teacher_checkpoint
+    if init is None and teacher == preset.teacher:
+        init = preset.teacher_checkpoint  # the preset's init goes with the preset's teacher only
+    teacher_checkpoint = resolve_checkpoint(teacher_entry, init)
     datasets = select_datasets(reg, settings.datasets or preset.datasets, simulated_only=preset.simulated_only)
     seeds = parse_seeds(settings.seeds) if settings.seeds else preset.seeds
     ctx = make_context(args.results, args.cache_dir, args.data_dir, latency=not args.no_latency, device=args.device,
@@ -316,11 +353,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     grid = Grid(reg, ctx, reporter)
     total_cells = len(datasets) * len(students) * len(methods) * len(seeds)
     print(f"eegkd-bench {__version__}: {total_cells} cells = {len(datasets)} datasets × {len(students)} students × "
-          f"{len(methods)} methods × {len(seeds)} seeds (teacher {teacher}, preset {preset.name}) → {ctx.results.root}",
+          f"{len(methods)} methods × {len(seeds)} seeds (teacher {teacher}, init: {checkpoint_init(teacher_checkpoint)}, preset {preset.name}) → {ctx.results.root}",
           file=sys.stderr)
-    plan = grid.plan(datasets, teacher, students, methods, seeds, preset,
-                     teacher_checkpoint=settings.teacher_checkpoint, retry_failed=args.retry_failed,
-                     options=settings.options)
+    plan = grid.plan(datasets, teacher, students, methods, seeds, preset, teacher_checkpoint=teacher_checkpoint,
+                     retry_failed=args.retry_failed, options=settings.options)
     done_before = total_cells - len(plan.cells) - len(plan.skipped)
     if done_before:
         print(f"resuming: {done_before} cells already finished in {ctx.results.root}", file=sys.stderr)
@@ -365,6 +401,46 @@ def _print_dry_run(reg: Any, plan: Any, ctx: Any) -> None:
             name, base = getattr(cell, kind), cell.factory_name(kind)
             what = f"{name} (variant of {base})" if base != name else name
             print(f"    {kind} {what}: {describe(getattr(cell, f'{kind}_options'))}")
+
+
+def cmd_pretrain(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import torch
+
+    from eegkd_bench.device import resolve_device
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.pretrain import make_pool, pretrain
+    from eegkd_bench.progress import pretrain_reporter
+
+    try:
+        options = json.loads(args.teacher_options)
+    except json.JSONDecodeError:
+        options = None
+    if not isinstance(options, dict):
+        raise UserError(f"invalid --teacher-options {args.teacher_options!r}; expected a JSON object such as "
+                        '\'{"dropout": 0.1}\'')
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"invalid --threads {args.threads}; expected 1 or more")
+        torch.set_num_threads(args.threads)
+    cfg = PretrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                         warmup_steps=args.warmup_steps, mask_ratio=args.mask_ratio, seed=args.seed, dtype=args.dtype,
+                         checkpoint_every=args.checkpoint_every, log_every=args.log_every)
+    cfg.check()
+    reg = get_registry()
+    entry = reg.get("teachers", args.teacher)
+    device = resolve_device(args.device)
+    names = reg.select("datasets", args.datasets, allow_all=False)
+    pool = make_pool(reg, names, args.data_dir or os.environ.get("EEGKD_DATA"), args.cache_dir, cfg.seed)
+    print(f"eegkd-bench {__version__}: pretraining {entry.name} on {', '.join(names)} for {cfg.steps} steps of "
+          f"{cfg.batch_size} windows on {device} → {args.out}", file=sys.stderr)
+    with pretrain_reporter(args.quiet) as report:
+        meta = pretrain(entry.name, entry.factory, options, pool, cfg, Path(args.out), device=device,
+                        command=_command_line(argv), progress=report)
+    last = meta["loss_curve"][-1] if meta["loss_curve"] else {}
+    print(f"done: {meta['steps_done']} steps, {meta['windows_seen']} windows, {meta['windows_per_s']} windows/s, "
+          f"final masked-patch NMSE {last.get('nmse', float('nan')):.3f}; {args.out} sha256:{meta['sha256']}",
+          file=sys.stderr)
+    return EXIT_OK
 
 
 def _slurm_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -502,6 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_download(args)
         if args.command == "run":
             return cmd_run(args, argv)
+        if args.command == "pretrain":
+            return cmd_pretrain(args, argv)
         if args.command == "leaderboard":
             return cmd_leaderboard(args, argv)
         if args.command == "results":
