@@ -1,6 +1,7 @@
 """Shared set-up of the benchmark scripts (run from the repository root: python benchmarks/<script>.py)."""
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ from typing import Iterator
 
 from eegkd_bench.plugins import get_registry
 from eegkd_bench.cell import CellSpec, RunContext, make_context
+from eegkd_bench.plan import grid_cells
 from eegkd_bench.presets import PRESETS
 from eegkd_bench.training import TrainConfig
 
@@ -34,10 +36,13 @@ def fresh_context(cache_dir: Path | None = None, *, latency: bool = False, teach
 
 def cell(dataset: str, distiller: str, *, student: str = "eegnet", teacher: str = "cbramod-mini", seed: int = 0,
          epochs: int = 5, teacher_epochs: int = 3) -> CellSpec:
+    """One cell as a run plans it (resolved options, package versions), on the quick recipes."""
     quick = PRESETS["quick"]
     scfg = TrainConfig(**{**quick.student_cfg.as_dict(), "epochs": epochs})
     tcfg = TrainConfig(**{**quick.teacher_cfg.as_dict(), "epochs": teacher_epochs})
-    return CellSpec(dataset, teacher, student, distiller, seed, "bench", tcfg, scfg)
+    preset = dataclasses.replace(quick, name="bench", teacher_cfg=tcfg, student_cfg=scfg)
+    (spec,) = grid_cells(get_registry(), dataset, teacher, [student], [distiller], (seed,), preset)
+    return spec
 
 
 registry = get_registry

@@ -19,9 +19,8 @@ import torch.nn.functional as F
 
 from _common import cell, fresh_context, registry, timer
 from eegkd_bench.metrics import compute_metrics
-from eegkd_bench.cell import execute_cell
+from eegkd_bench.cell import execute_cell, prepare_cell_teacher
 from eegkd_bench.data.catalog import load_dataset
-from eegkd_bench.teachers import prepare_teacher
 
 
 def bare_loop(windows, teacher_model, spec, epochs: int, cfg, seed: int) -> float:
@@ -74,8 +73,7 @@ def main() -> None:
     ctx = fresh_context(latency=False)
     spec_cell = cell(args.dataset, "kd", epochs=args.epochs)
     windows = load_dataset(registry(), args.dataset, None, ctx.cache_dir)
-    prepared = prepare_teacher(registry().get("teachers", spec_cell.teacher).factory, spec_cell.teacher, windows,
-                               seed=0, cfg=spec_cell.teacher_cfg, cache_dir=ctx.cache_dir)
+    prepared = prepare_cell_teacher(spec_cell, ctx, registry(), windows)
     # warm-up both paths once (imports, allocator, teacher-output cache file)
     execute_cell(spec_cell, ctx, registry(), windows)
     bare_loop(windows, prepared.model, windows.input_spec(), 1, spec_cell.student_cfg, 0)

@@ -21,7 +21,7 @@ from eegkd_bench.progress import PlainReporter
 from eegkd_bench.data.catalog import load_dataset
 from eegkd_bench.presets import PRESETS
 from eegkd_bench.runner import Grid
-from eegkd_bench.teachers import prepare_teacher
+from eegkd_bench.cell import prepare_cell_teacher
 
 
 def main() -> None:
@@ -43,8 +43,7 @@ def main() -> None:
     preset = dataclasses.replace(PRESETS["quick"], name="bench", teacher_cfg=proto.teacher_cfg,
                                  student_cfg=proto.student_cfg)
     with timer() as t_teacher:
-        prepare_teacher(registry().get("teachers", args.teacher).factory, args.teacher, windows, seed=0,
-                        cfg=proto.teacher_cfg, cache_dir=base.cache_dir, device=base.device)
+        prepare_cell_teacher(proto, base, registry(), windows)  # the teacher the grid's cells share
     times = {}
     for label, use_cache in (("without cache (teacher on every batch)", False), ("with teacher-output cache", True)):
         ctx = fresh_context(base.cache_dir, latency=False, teacher_cache=use_cache, device=base.device)

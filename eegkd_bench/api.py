@@ -221,6 +221,14 @@ class Dataset:
         An empty dict means the plugin does not declare it.
         """
         return {}
+    # -- unlabeled pretraining corpora (``eegkd-bench pretrain``); never part of a benchmark grid
+    #: False for a corpus that only streams unlabeled windows through :meth:`stream_batch`.
+    labeled: ClassVar[bool] = True
+
+    def stream_batch(self, index: int, batch_size: int) -> np.ndarray:
+        """Unlabeled batch number ``index``: float32 ``(batch_size, channels, samples)``, the same for the
+        same ``index`` every time (so an interrupted pretraining run resumes on the same data)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a streamed corpus")
 
 
 # ------------------------------------------------------------------------- models
@@ -287,6 +295,23 @@ class TeacherModel(EEGModel):
         """Load official pretrained backbone weights; return ``"sha256:<hex>"``."""
         raise NotImplementedError(f"{type(self).__name__} cannot load pretrained weights")
 
+    # -- masked-patch pretraining (``eegkd-bench pretrain``); optional, enabled by ``patch_size > 0``
+    #: Samples per patch token at the model's sampling rate; 0 means the teacher cannot be pretrained here.
+    patch_size: int = 0
+
+    def patch_tokens(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Last backbone layer ``(B, C, P, D)`` for input ``(B, C, P * patch_size)``, patches where
+        ``mask`` ``(B, C, P)`` is True hidden the model's own way; any channel and patch count."""
+        raise NotImplementedError(f"{type(self).__name__} exposes no patch tokens")
+
+    def reconstruct_patches(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Reconstruction ``(B, C, P, patch_size)`` of the signal from patch tokens (a head inside ``backbone``)."""
+        raise NotImplementedError(f"{type(self).__name__} exposes no patch tokens")
+
+    def pretraining_parameters(self) -> list[nn.Parameter]:
+        """The parameters masked-patch pretraining trains; all of them live in ``backbone``."""
+        raise NotImplementedError(f"{type(self).__name__} exposes no patch tokens")
+
 
 @dataclass(frozen=True)
 class TeacherInfo:
@@ -296,6 +321,41 @@ class TeacherInfo:
     layer_names: tuple[str, ...]
     feature_shapes: Mapping[str, tuple[int, ...]]  # without the batch axis
     n_classes: int
+
+
+# ------------------------------------------------------------------------ options
+@dataclass(frozen=True)
+class Option:
+    """One declared option of a component: its default, a one-line help and its type.
+
+    The type is the default's (bool, int, float, str, list); give ``type`` when the
+    default is None (the option is then optional) or to accept floats for an int default.
+    ``choices`` limits a value to a few allowed ones.
+    """
+
+    default: Any
+    help: str = ""
+    type: type | None = None
+    choices: tuple[Any, ...] = ()
+
+    @property
+    def value_type(self) -> type | None:
+        """The type a value must have (None: any); ints count as floats, never bools as numbers."""
+        if self.type is not None:
+            return self.type
+        if self.default is None:
+            return None
+        return list if isinstance(self.default, tuple) else type(self.default)
+
+
+def declared(options: Mapping[str, Any] | None) -> dict[str, Option]:
+    """A declaration ``{name: Option or plain default}`` as Options."""
+    return {k: v if isinstance(v, Option) else Option(v) for k, v in (options or {}).items()}
+
+
+def option_defaults(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A declaration ``{name: Option or plain default}`` as plain defaults."""
+    return {k: v.default for k, v in declared(options).items()}
 
 
 # ---------------------------------------------------------------------- distillers
@@ -425,21 +485,23 @@ class Distiller(nn.Module):
 
     #: student features this distiller reads (empty: none); checked before training.
     needs_student_features: ClassVar[bool] = False
-    #: hyper-parameters of the method with their defaults (part of the cell key).
+    #: options of the method: ``{name: default}`` or ``{name: Option(default, help)}``
+    #: (see :class:`Option`); the resolved values are part of the cell key.
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any):
         super().__init__()
-        unknown = set(hparams) - set(self.defaults)
+        defaults = option_defaults(self.defaults)
+        unknown = set(hparams) - set(defaults)
         if unknown:
             raise UserError(
                 f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; "
-                f"expected some of {sorted(self.defaults)}"
+                f"expected some of {sorted(defaults)}"
             )
         self.student = student
         self.teacher_info = teacher
         self.spec = spec
-        self.hparams = {**self.defaults, **hparams}
+        self.hparams = {**defaults, **hparams}
 
     # -- what the runner asks
     def teacher_needs(self) -> TeacherNeeds:
@@ -451,6 +513,10 @@ class Distiller(nn.Module):
 
     def losses(self, x: torch.Tensor, y: torch.Tensor, teacher: TeacherBatch) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def student_label(self, student: str) -> str:
+        """How tables name the deployed model built on ``student`` (e.g. ``eegnet+mic`` for a wrapped one)."""
+        return student
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the deployed model."""
@@ -494,6 +560,7 @@ __all__ = [
     "EEGWindows",
     "InputSpec",
     "ModelOutput",
+    "Option",
     "TeacherBatch",
     "TeacherInfo",
     "TeacherModel",
@@ -505,4 +572,6 @@ __all__ = [
     "UserError",
     "WindowRows",
     "read_rows",
+    "declared",
+    "option_defaults",
 ]

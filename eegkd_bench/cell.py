@@ -33,11 +33,12 @@ from eegkd_bench.metrics import KEY_METRIC, task_of
 from eegkd_bench.plugins import get_registry
 from eegkd_bench.registry import Registry
 from eegkd_bench.results import SCHEMA_VERSION, ResultStore, versions
-from eegkd_bench.storage import atomic_write_text, file_sha256, stable_hash
+from eegkd_bench.storage import atomic_write_text, stable_hash
 from eegkd_bench.teachers import (
     OnlineTeacher,
     PreparedTeacher,
     TeacherOutputs,
+    checkpoint_init,
     prepare_teacher,
     scratch_dir,
     split_digest,
@@ -63,9 +64,19 @@ class CellSpec:
     teacher_cfg: TrainConfig
     student_cfg: TrainConfig
     teacher_checkpoint: str | None = None
-    teacher_options: tuple[tuple[str, Any], ...] = ()
+    teacher_options: tuple[tuple[str, Any], ...] = ()  # resolved: every declared option, sorted
     student_options: tuple[tuple[str, Any], ...] = ()
     distiller_options: tuple[tuple[str, Any], ...] = ()
+    # the registered component whose factory builds a variant ("" when the name is not a variant)
+    teacher_base: str = ""
+    student_base: str = ""
+    distiller_base: str = ""
+    #: (part, "<distribution> <version>") of the core and of each component's package
+    provenance: tuple[tuple[str, str], ...] = ()
+
+    def factory_name(self, kind: str) -> str:
+        """The registered component that builds this cell's ``kind`` (teacher, student, distiller)."""
+        return getattr(self, f"{kind}_base") or getattr(self, kind)
 
     def identity(self) -> dict[str, Any]:
         """The fields that enter the cell key."""
@@ -120,11 +131,13 @@ def cache_choice_key(cell: CellSpec, spec: Any, device: str) -> str:
 
 
 def make_context(results_dir: str | Path, cache_dir: str | Path | None, data_dir: str | None, *, latency: bool = True,
-                 device: str | None = "cpu", resolve_device_here: bool = True) -> RunContext:
+                 device: str | None = "cpu", resolve_device_here: bool = True,
+                 create_results: bool = True) -> RunContext:
     """Where results, caches and data live, and where models train (``device``: auto, cpu, cuda[:N], mps).
 
     ``resolve_device_here=False`` (cluster executors): the submitting node may have no GPU, so
-    each job resolves ``device`` on the node it lands on.
+    each job resolves ``device`` on the node it lands on. ``create_results=False`` (dry runs)
+    reads an existing results directory and never creates one.
     """
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     try:
@@ -132,7 +145,8 @@ def make_context(results_dir: str | Path, cache_dir: str | Path | None, data_dir
     except OSError as exc:
         raise UserError(f"cannot create cache directory {cache}: {exc.strerror}; pass a writable --cache-dir") from None
     request = (device or "auto").strip().lower() or "auto"
-    return RunContext(ResultStore(results_dir), cache, data_dir or os.environ.get("EEGKD_DATA"), latency,
+    store = ResultStore(results_dir, create=create_results, missing_ok=not create_results)
+    return RunContext(store, cache, data_dir or os.environ.get("EEGKD_DATA"), latency,
                       device=resolve_device(request) if resolve_device_here else "cpu", device_request=request)
 
 
@@ -150,13 +164,14 @@ def skip_key(cell: CellSpec) -> str:
     return "skip-" + stable_hash({"schema": SCHEMA_VERSION, "cell": cell.identity()})[:27]
 
 
+def teacher_provenance(cell: CellSpec) -> dict[str, str]:
+    """The packages that determine the cell's fine-tuned teacher (part of the teacher key)."""
+    return {k: v for k, v in cell.provenance if k in ("core", "teacher", "dataset")}
+
+
 def teacher_init_of(checkpoint: str | None) -> str:
-    """``"random"`` or ``"sha256:<hex>"`` of the pretrained checkpoint a teacher starts from."""
-    if not checkpoint:
-        return "random"
-    if not Path(checkpoint).is_file():
-        raise UserError(f"teacher checkpoint {checkpoint!r} not found; pass an existing file to --teacher-checkpoint")
-    return f"sha256:{file_sha256(checkpoint)}"
+    """``"random"``, ``"sha256:<hex>"`` or ``"<label> sha256:<hex>"`` (see :func:`teachers.checkpoint_init`)."""
+    return checkpoint_init(checkpoint)
 
 
 # -------------------------------------------------------- what the cell reads
@@ -229,9 +244,10 @@ def prepare_cell_teacher(cell: CellSpec, ctx: RunContext, registry: Registry, wi
                          progress: Callable[[dict[str, Any]], None] | None = None,
                          outputs: frozenset[str] = frozenset()) -> PreparedTeacher:
     """Fine-tune (or load from the cache) the cell's teacher; then cache its ``outputs`` on the training split."""
-    prepared = prepare_teacher(registry.get("teachers", cell.teacher).factory, cell.teacher, windows, seed=cell.seed,
-                               cfg=cell.teacher_cfg, cache_dir=ctx.cache_dir, options=dict(cell.teacher_options),
-                               checkpoint=cell.teacher_checkpoint, progress=progress, device=ctx.device)
+    prepared = prepare_teacher(registry.get("teachers", cell.factory_name("teacher")).factory, cell.teacher, windows,
+                               seed=cell.seed, cfg=cell.teacher_cfg, cache_dir=ctx.cache_dir,
+                               options=dict(cell.teacher_options), checkpoint=cell.teacher_checkpoint,
+                               progress=progress, device=ctx.device, provenance=teacher_provenance(cell))
     if outputs:
         teacher_outputs(prepared, windows.part("train")[0], set(outputs), ctx.cache_dir,
                         data_checksum=windows.checksum)
@@ -243,8 +259,8 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     spec = windows.input_spec()
     torch.manual_seed(cell.seed)
     np.random.seed(cell.seed)
-    student = registry.get("students", cell.student).factory(spec, **dict(cell.student_options))
-    distiller: Distiller = registry.get("distillers", cell.distiller).factory(
+    student = registry.get("students", cell.factory_name("student")).factory(spec, **dict(cell.student_options))
+    distiller: Distiller = registry.get("distillers", cell.factory_name("distiller")).factory(
         student=student, teacher=prepared.info, spec=spec, **dict(cell.distiller_options))
     distiller.to(ctx.device)
     X_tr, y_tr = windows.part("train")
@@ -279,9 +295,10 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     test = evaluate(distiller, X_te, y_te, windows.n_classes)  # the only time the test split is touched
     deployed = distiller.deployed()
     cost = cost_report(deployed, spec, latency=ctx.latency)
-    weights = save_weights(ctx.results, base["key"], distiller, student=cell.student,
-                           student_options=dict(cell.student_options), distiller_name=cell.distiller, spec=spec,
-                           teacher=prepared.info)  # so the student can be exported later
+    # so the student can be exported later; a variant is rebuilt from its base's factory with its options
+    weights = save_weights(ctx.results, base["key"], distiller, student=cell.factory_name("student"),
+                           student_options=dict(cell.student_options),
+                           distiller_name=cell.factory_name("distiller"), spec=spec, teacher=prepared.info)
     tcost = _teacher_cost(prepared, spec, ctx)
     return {
         **base,
@@ -311,11 +328,19 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         "epochs": len(result.history),
         "history": [{"epoch": h["epoch"], "loss": h["loss"], "val_key": h["val"].get(KEY_METRIC[task_of(windows.n_classes)])}
                     for h in result.history],
+        "student_label": distiller.student_label(cell.student),
         "distiller_report": distiller.report(),
         "student_weights": weights,
-        "distiller_role": registry.get("distillers", cell.distiller).metadata.get("role"),  # leaderboard.roles
+        "distiller_role": _role(registry, cell),  # leaderboard.roles
         "hparams": distiller.hparams,
     }
+
+
+def _role(registry: Registry, cell: CellSpec) -> str | None:
+    """The role the distiller's plugin declares; a run's own variants (absent in worker processes) have none."""
+    if cell.distiller not in registry.names("distillers"):
+        return None
+    return registry.get("distillers", cell.distiller).metadata.get("role")
 
 
 def needs_warmup(distiller: Distiller) -> bool:
@@ -358,6 +383,9 @@ def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str |
         "teacher_init": teacher_init,
         "student": cell.student,
         "distiller": cell.distiller,
+        "teacher_base": cell.factory_name("teacher"),
+        "student_base": cell.factory_name("student"),
+        "distiller_base": cell.factory_name("distiller"),
         "seed": cell.seed,
         "preset": cell.preset,
         "config": {
@@ -366,6 +394,7 @@ def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str |
             "distiller_options": dict(cell.distiller_options),
         },
         "versions": versions(),
+        "provenance": dict(cell.provenance),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": f"{socket.gethostname()} ({platform.machine()})",
     }

@@ -1,7 +1,11 @@
 """pluggy hook specifications: every hook is a register callback.
 
 A plugin module implements any of these with ``@eegkd_bench.hookimpl`` and calls
-``register(name, factory, description="...", **metadata)`` once per component.
+``register(name, factory, description="...", **metadata)`` once per component, or
+``register(name, base="other", options={...}, description="...")`` for a variant:
+a registered component with some options set. ``options=`` on a component declares
+its options (``{name: default}`` or ``{name: Option(...)}``; distillers declare theirs
+in ``defaults``); see CONTRIBUTING.md, "Options".
 """
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 class Register(Protocol):
-    def __call__(self, name: str, factory: Callable[..., Any], *, description: str = "", **metadata: Any) -> None: ...
+    def __call__(self, name: str, factory: Callable[..., Any] | None = None, *, description: str = "",
+                 **metadata: Any) -> None: ...
 
 
 @hookspec

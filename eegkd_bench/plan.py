@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -20,9 +20,12 @@ from eegkd_bench.cell import (
     cached_output_names,
     prepare_cell_teacher,
     teacher_init_of,
+    teacher_provenance,
 )
+from eegkd_bench.config import Component, resolve
 from eegkd_bench.data.catalog import load_dataset
 from eegkd_bench.errors import DataUnavailable, DiskSpaceError, UserError
+from eegkd_bench.plugins import core_distribution
 from eegkd_bench.presets import Preset
 from eegkd_bench.registry import Registry
 from eegkd_bench.teachers import measure_teacher_cache, outputs_key, teacher_info, teacher_key
@@ -88,19 +91,48 @@ class GridPlan:
         return [g for g in self.groups if TeacherGroup.key_of(g.cell) in keys]
 
 
+def grid_cells(registry: Registry, dataset: str, teacher: str, students: list[str], methods: list[str],
+               seeds: tuple[int, ...], preset: Preset, *, teacher_checkpoint: str | None = None,
+               options: Mapping[str, Mapping[str, Any]] | None = None) -> list[CellSpec]:
+    """The cells of one dataset, each component with its resolved options and the packages that provide it."""
+    t = resolve(registry, "teachers", teacher, options)
+    core = [("core", core_distribution()), ("dataset", registry.get("datasets", dataset).distribution),
+            ("teacher", t.provenance)]
+    cells = []
+    for seed in seeds:
+        for s in (resolve(registry, "students", name, options) for name in students):
+            for m in (resolve(registry, "distillers", name, options) for name in methods):
+                cells.append(CellSpec(
+                    dataset, teacher, s.name, m.name, seed, preset.name, preset.teacher_cfg, preset.student_cfg,
+                    teacher_checkpoint, teacher_options=t.options, student_options=s.options,
+                    distiller_options=m.options, teacher_base=_base(t), student_base=_base(s),
+                    distiller_base=_base(m),
+                    provenance=tuple(core + [("student", s.provenance), ("distiller", m.provenance)])))
+    return cells
+
+
+def _base(component: Component) -> str:
+    return "" if component.base == component.name else component.base
+
+
 def make_plan(registry: Registry, ctx: RunContext, reporter: Any, datasets: list[str], teacher: str,
               students: list[str], methods: list[str], seeds: tuple[int, ...], preset: Preset, *,
               teacher_checkpoint: str | None = None, retry_failed: bool = False,
-              teacher_options: dict[str, Any] | None = None) -> GridPlan:
-    """Every cell of the grid that has no finished record yet; cells whose dataset cannot load are skipped."""
+              teacher_options: dict[str, Any] | None = None,
+              options: Mapping[str, Mapping[str, Any]] | None = None) -> GridPlan:
+    """Every cell of the grid that has no finished record yet; cells whose dataset cannot load are skipped.
+
+    ``options`` sets component options by name (``{"kd": {"temperature": 2.0}}``);
+    ``teacher_options`` is shorthand for the teacher's.
+    """
     plan = GridPlan(cells=[])
     init = teacher_init_of(teacher_checkpoint)
+    options = {**(options or {})}
+    if teacher_options:
+        options[teacher] = {**options.get(teacher, {}), **teacher_options}
     for ds in datasets:
-        cells = [
-            CellSpec(ds, teacher, s, m, seed, preset.name, preset.teacher_cfg, preset.student_cfg,
-                     teacher_checkpoint, tuple(sorted((teacher_options or {}).items())))
-            for seed in seeds for s in students for m in methods
-        ]
+        cells = grid_cells(registry, ds, teacher, students, methods, seeds, preset,
+                           teacher_checkpoint=teacher_checkpoint, options=options)
         try:
             reporter.message(f"loading dataset {ds} …")
             windows = load_dataset(registry, ds, ctx.data_dir, ctx.cache_dir)
@@ -148,16 +180,16 @@ def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, 
     out: dict[CellSpec, frozenset[str]] = {}
     for cell in cells:
         spec = windows[cell.dataset].input_spec()
-        tkey = (cell.teacher, cell.teacher_options, spec)
+        tkey = (cell.factory_name("teacher"), cell.teacher_options, spec)
         if tkey not in infos:
-            teacher = registry.get("teachers", cell.teacher).factory(spec, **dict(cell.teacher_options))
+            teacher = registry.get("teachers", tkey[0]).factory(spec, **dict(cell.teacher_options))
             infos[tkey] = teacher_info(cell.teacher, teacher, spec)
         use = uses(cell)
-        key = (cell.student, cell.student_options, cell.distiller, cell.distiller_options, cell.student_cfg.augment,
-               tkey, use)
+        key = (cell.factory_name("student"), cell.student_options, cell.factory_name("distiller"),
+               cell.distiller_options, cell.student_cfg.augment, tkey, use)
         if key not in cached:
-            student = registry.get("students", cell.student).factory(spec, **dict(cell.student_options))
-            distiller_cls = registry.get("distillers", cell.distiller).factory
+            student = registry.get("students", key[0]).factory(spec, **dict(cell.student_options))
+            distiller_cls = registry.get("distillers", key[2]).factory
             distiller = distiller_cls(student=student, teacher=infos[tkey], spec=spec, **dict(cell.distiller_options))
             cached[key] = frozenset(cached_output_names(cell, distiller, infos[tkey], use))
             needs = distiller.teacher_needs()
@@ -182,7 +214,8 @@ def output_bytes(name: str, info: TeacherInfo) -> int:
     return 2 * int(np.prod(shape))
 
 
-def preflight_plan(registry: Registry, plan: GridPlan, ctx: RunContext | None = None, *, teacher_cache: bool = True,
+def preflight_plan(registry: Registry, plan: GridPlan, ctx: RunContext | None = None, *,
+                   teacher_cache: bool | str = True,
                    jobs: int = 1, threads: int | None = None) -> None:
     """Preflight the plan's cells, decide the teacher cache, check the disk space; fills ``plan.groups``.
 
@@ -191,7 +224,10 @@ def preflight_plan(registry: Registry, plan: GridPlan, ctx: RunContext | None = 
     the decision is kept in ``ctx.cache_choices``; a cache that would not fit on the disk is then
     not used. With ``"on"``, a cache that would not fit stops the grid (:class:`DiskSpaceError`).
     """
-    mode = ctx.cache_mode if ctx is not None else ("on" if teacher_cache else "off")
+    if ctx is not None:
+        mode = ctx.cache_mode
+    else:  # no context (a dry run): nothing is measured or written, "auto" plans as "on"
+        mode = "off" if teacher_cache in (False, "off") else "on"
     if mode == "off":
         plan.groups = teacher_groups(plan.cells, preflight(registry, plan.cells, plan.windows, teacher_cache=False))
         return
@@ -276,7 +312,7 @@ def cache_bytes_needed(plan: GridPlan, ctx: RunContext, reads: dict[CellSpec, Ce
         if group.outputs:
             folder = ctx.cache_dir / "teacher_outputs" / outputs_key(
                 teacher_key(cell.teacher, dict(cell.teacher_options), teacher_init_of(cell.teacher_checkpoint),
-                            windows, cell.seed, cell.teacher_cfg, 0.1, True),
+                            windows, cell.seed, cell.teacher_cfg, 0.1, True, teacher_provenance(cell)),
                 (n_train, *windows.X.shape[1:]), data_checksum=windows.checksum)
             sizes = {n: b for c in group.cells if c in reads for n, b in reads[c].outputs}
             total += sum(sizes.get(n, 0) * n_train for n in group.outputs if not (folder / f"{n}.npy").exists())
@@ -287,5 +323,5 @@ def cache_bytes_needed(plan: GridPlan, ctx: RunContext, reads: dict[CellSpec, Ce
     return total + sum(sorted(scratch, reverse=True)[:max(1, jobs)])
 
 
-__all__ = ["CellReads", "GridPlan", "TeacherGroup", "cache_bytes_needed", "make_plan", "output_bytes", "preflight",
-           "preflight_plan", "teacher_groups"]
+__all__ = ["CellReads", "GridPlan", "TeacherGroup", "cache_bytes_needed", "grid_cells", "make_plan", "output_bytes",
+           "preflight", "preflight_plan", "teacher_groups"]

@@ -94,8 +94,12 @@ class PluginHost:
                     continue
                 staged: list[Entry] = []
 
-                def register(name: str, factory: Any, *, description: str = "", _k=kind, _s=staged, **meta: Any):
-                    _s.append(Entry(_k, name, factory, info.name, description, meta))
+                def register(name: str, factory: Any = None, *, description: str = "", _k=kind, _s=staged,
+                             **meta: Any):
+                    if (factory is None) == (meta.get("base") is None):
+                        raise TypeError(f"register({name!r}): pass either a factory or base=NAME")
+                    _s.append(Entry(_k, name, factory, info.name, description, meta,
+                                    f"{info.distribution} {info.version}".strip()))
 
                 try:
                     impl.function(register=register)
@@ -143,6 +147,13 @@ def get_host(*, reload: bool = False) -> PluginHost:
             host.load_entry_points()
         _HOST = host
     return _HOST
+
+
+def core_distribution() -> str:
+    """``"eegkd-bench <version>"``: the distribution of the core itself."""
+    from eegkd_bench import __version__
+
+    return f"{BUILTIN_DIST} {__version__}"
 
 
 def get_registry(*, check: bool = True) -> Registry:

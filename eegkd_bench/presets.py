@@ -22,6 +22,8 @@ class Preset:
     simulated_only: bool = False
     jobs: int = 1  # default worker processes (the quick preset uses both cores)
     description: str = ""
+    #: The preset teacher's init: a checkpoint name it registers (e.g. "sim-pretrained") or None (random).
+    teacher_checkpoint: str | None = None
 
 
 PRESETS: dict[str, Preset] = {
@@ -29,15 +31,32 @@ PRESETS: dict[str, Preset] = {
         name="quick",
         methods="none,kd,dlink",
         students="eegnet",
-        teacher="cbramod-mini",
+        teacher="cbramod-sim",
+        teacher_checkpoint="sim-pretrained",
         datasets="all",
         seeds=(0,),
-        # sized so the whole quick grid (4 teachers + 12 cells) stays under 5 minutes on 2 cores
-        teacher_cfg=TrainConfig(epochs=4, batch_size=32, lr=1e-3, weight_decay=5e-2),
-        student_cfg=TrainConfig(epochs=7, batch_size=32, lr=3e-3, weight_decay=1e-2),
+        # sized so the whole quick grid (4 teacher fine-tunings + 12 cells) stays under 5 minutes on 2 cores
+        teacher_cfg=TrainConfig(epochs=3, batch_size=16, lr=1e-3, weight_decay=5e-2),
+        student_cfg=TrainConfig(epochs=6, batch_size=8, lr=3e-3, weight_decay=1e-2),
         simulated_only=True,
         jobs=2,
-        description="the embedded simulated benchmarks end to end in minutes on 2 CPU cores",
+        description="the embedded simulated benchmarks end to end in minutes on 2 CPU cores "
+                    "(cbramod-sim teacher from the sim-pretrained checkpoint)",
+    ),
+    "sim": Preset(
+        name="sim",
+        methods="none,kd,fitnets,rkd,dlink,dlink-norouter,dlink-nospec,dlink-nomic",
+        students="eegnet,shallowconvnet",
+        teacher="cbramod-sim",
+        teacher_checkpoint="sim-pretrained",
+        datasets="all",
+        seeds=(0, 1, 2, 3, 4),
+        teacher_cfg=TrainConfig(epochs=3, batch_size=16, lr=1e-3, weight_decay=5e-2),
+        student_cfg=TrainConfig(epochs=6, batch_size=8, lr=3e-3, weight_decay=1e-2),
+        simulated_only=True,
+        jobs=2,
+        description="method comparison on the simulated benchmarks: 5 seeds, DLink and its ablations against "
+                    "KD/FitNets/RKD, two students (paired tests over datasets x seeds)",
     ),
     "paper": Preset(
         name="paper",

@@ -143,3 +143,43 @@ def make_reporter(quiet: bool, verbose: bool = False) -> PlainReporter:
     if quiet or not sys.stderr.isatty():
         return PlainReporter(verbose=verbose)
     return RichReporter()
+
+
+class PretrainReporter:
+    """Progress of ``eegkd-bench pretrain``: a live bar (step, loss, windows/s, ETA) or a line per loss point."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.live = not quiet and sys.stderr.isatty()
+        self.logged = 0
+        self.bar = Progress(TextColumn("[bold]pretraining"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                            console=Console(stderr=True)) if self.live else None
+        self.task: Any = None
+
+    def __enter__(self) -> "PretrainReporter":
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        curve = event["curve"]
+        last = curve[-1] if curve else {}
+        info = (f"loss {event['loss']:.4f}  nmse {last.get('nmse', float('nan')):.3f}  "
+                f"{event['windows_per_s']:.1f} windows/s  [{event['source']}]")
+        if self.bar is not None:
+            if self.task is None:
+                self.task = self.bar.add_task("pretrain", total=event["steps"], completed=event["step"] - 1, info="")
+            self.bar.update(self.task, completed=event["step"], info=info)
+        elif len(curve) > self.logged:
+            self.logged = len(curve)
+            print(f"[pretrain] step {event['step']}/{event['steps']}  loss {last['loss']:.4f}  nmse {last['nmse']:.3f}  "
+                  f"{event['windows_per_s']:.1f} windows/s", file=sys.stderr, flush=True)
+
+
+def pretrain_reporter(quiet: bool) -> PretrainReporter:
+    """The live display on a terminal unless ``quiet``, else plain lines."""
+    return PretrainReporter(quiet)

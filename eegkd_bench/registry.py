@@ -1,6 +1,7 @@
 """Name -> factory lookups for the four component kinds, with wildcards and suggestions."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 from dataclasses import dataclass, field
@@ -14,14 +15,24 @@ SINGULAR = {"teachers": "teacher", "students": "student", "distillers": "distill
 
 @dataclass
 class Entry:
-    """One registered component."""
+    """One registered component, or a variant: another component (``base``) with some options set.
+
+    A variant has no factory of its own; ``metadata["base"]`` names its base and
+    ``metadata["options"]`` holds the option values it sets.
+    """
 
     kind: str
     name: str
-    factory: Callable[..., Any]
+    factory: Callable[..., Any] | None
     plugin: str
     description: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    distribution: str = ""  # "<name> <version>" of the installed package that registered it
+
+    @property
+    def base(self) -> str | None:
+        """The component this variant is based on (None: not a variant)."""
+        return self.metadata.get("base")
 
 
 class Registry:
@@ -34,8 +45,10 @@ class Registry:
     def add(self, entry: Entry) -> None:
         if entry.kind not in self._entries:
             raise ValueError(f"unknown component kind {entry.kind!r}; expected one of {KINDS}")
-        if not entry.name or entry.name != entry.name.strip() or "," in entry.name:
+        if not entry.name or entry.name != entry.name.strip() or "," in entry.name or "." in entry.name:
             raise ValueError(f"invalid {SINGULAR[entry.kind]} name {entry.name!r}")
+        if entry.factory is None and entry.base is None:
+            raise ValueError(f"{SINGULAR[entry.kind]} {entry.name!r}: register a factory or base=NAME")
         existing = self._entries[entry.kind].get(entry.name)
         if existing is not None:
             msg = (
@@ -45,6 +58,13 @@ class Registry:
             self.conflicts.append(msg)
             return
         self._entries[entry.kind][entry.name] = entry
+
+    def copy(self) -> "Registry":
+        """A registry with the same entries, to which a run may add its own variants."""
+        other = Registry()
+        other._entries = {k: dict(v) for k, v in self._entries.items()}
+        other.conflicts = list(self.conflicts)
+        return other
 
     def check_conflicts(self) -> None:
         if self.conflicts:
@@ -58,18 +78,54 @@ class Registry:
         names = self.names(kind)
         if pattern:
             names = [n for n in names if fnmatch.fnmatchcase(n.casefold(), pattern.casefold())]
-        return [self._entries[kind][n] for n in names]
+        return [self._resolved(kind, n) for n in names]
+
+    def _resolved(self, kind: str, name: str) -> Entry:
+        try:
+            return self.get(kind, name)
+        except UserError:  # a variant whose base is not installed: listed, fails when used
+            return self._entries[kind][name]
 
     def get(self, kind: str, name: str) -> Entry:
-        """The entry named ``name``; an exact match first, else the one whose name matches ignoring case."""
+        """The entry named ``name`` (see :meth:`canonical`); a variant's comes with its base's ``factory``."""
+        kind = _kind(kind)
+        entry = self._entries[kind][self.canonical(kind, name)]
+        if entry.base is not None:
+            return dataclasses.replace(entry, factory=self.chain(kind, entry.name)[-1].factory)
+        return entry
+
+    def canonical(self, kind: str, name: str) -> str:
+        """``name`` as registered: an exact match first, else the one name that matches ignoring case."""
         kind = _kind(kind)
         entries = self._entries[kind]
         if name in entries:
-            return entries[name]
+            return name
         folded = [n for n in entries if n.casefold() == name.casefold()]
         if len(folded) == 1:
-            return entries[folded[0]]
+            return folded[0]
         raise UserError(unknown_message(kind, name, self.names(kind)))
+
+    def chain(self, kind: str, name: str) -> list[Entry]:
+        """``name``'s entry, then its base's, and so on down to a component with a factory."""
+        kind = _kind(kind)
+        out: list[Entry] = []
+        while True:
+            if name not in self._entries[kind]:
+                what = f"base of variant {out[-1].name!r}" if out else SINGULAR[kind]
+                raise UserError(unknown_message(kind, name, self.names(kind)).replace(
+                    f"unknown {SINGULAR[kind]}", f"unknown {what}", 1))
+            entry = self._entries[kind][name]
+            if any(e.name == name for e in out):
+                raise UserError(f"variant {name!r} is its own base ({' -> '.join(e.name for e in out)}); "
+                                "give it another base")
+            out.append(entry)
+            if entry.base is None:
+                return out
+            name = entry.base
+
+    def kinds_of(self, name: str) -> list[str]:
+        """The kinds in which ``name`` is registered."""
+        return [k for k in KINDS if name in self._entries[k]]
 
     def select(self, kind: str, spec: str | Iterable[str], *, allow_all: bool = True) -> list[str]:
         """Resolve ``"a,b"``, ``"all"`` or wildcard patterns into registered names (order kept)."""

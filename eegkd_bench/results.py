@@ -56,7 +56,8 @@ def versions() -> dict[str, str]:
 class ResultStore:
     """A results directory of atomic per-cell JSON records."""
 
-    def __init__(self, root: str | os.PathLike[str], *, create: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, create: bool = True, missing_ok: bool = False) -> None:
+        """Open (``create``: or make) the store at ``root``; ``missing_ok``: an absent directory reads as empty."""
         self.root = Path(root)
         self.cells = self.root / "cells"
         meta = self.root / "store.json"
@@ -79,6 +80,8 @@ class ResultStore:
             except OSError as exc:
                 raise UserError(f"cannot write results directory {self.root}: {exc.strerror}; "
                                 "choose a writable --results directory") from None
+        elif missing_ok and not self.root.exists():
+            pass
         elif not self.root.exists():
             raise UserError(f"results directory {self.root} does not exist; run eegkd-bench run --results {self.root} first")
         else:
@@ -150,6 +153,22 @@ class ResultStore:
     def frame(self):  # -> pandas.DataFrame
         """All records as a flat DataFrame (nested dicts become ``metrics.balanced_accuracy`` etc.)."""
         return records_frame(list(self.records()))
+
+
+def latest_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest record (by ``created``) of each (dataset, teacher, student, distiller, seed), in input order.
+
+    After an option default, a recipe or a plugin's version changed, a results directory holds
+    the old records beside the new ones (their keys differ); this keeps the ones written last.
+    """
+    newest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in records:
+        cell = tuple(r.get(k) for k in ("dataset", "teacher", "student", "distiller", "seed"))
+        if cell not in newest or (r.get("created") or "", r.get("key") or "") >= \
+                (newest[cell].get("created") or "", newest[cell].get("key") or ""):
+            newest[cell] = r
+    keep = {id(r) for r in newest.values()}
+    return [r for r in records if id(r) in keep]
 
 
 def records_frame(records: list[dict[str, Any]]):

@@ -27,24 +27,29 @@ class Grid:
 
     def plan(self, datasets: list[str], teacher: str, students: list[str], methods: list[str], seeds: tuple[int, ...],
              preset: Preset, *, teacher_checkpoint: str | None = None, retry_failed: bool = False,
-             teacher_options: dict[str, Any] | None = None) -> GridPlan:
-        """The cells still to run (finished ones are reported as already done) and the ones to skip."""
+             teacher_options: dict[str, Any] | None = None,
+             options: dict[str, dict[str, Any]] | None = None) -> GridPlan:
+        """The cells still to run (finished ones are reported as already done) and the ones to skip.
+
+        ``options`` sets component options by name, e.g. ``{"kd": {"temperature": 2.0}}``.
+        """
         return make_plan(self.registry, self.ctx, self.reporter, datasets, teacher, students, methods, seeds, preset,
                          teacher_checkpoint=teacher_checkpoint, retry_failed=retry_failed,
-                         teacher_options=teacher_options)
+                         teacher_options=teacher_options, options=options)
 
     def run(self, plan: GridPlan, *, jobs: int = 1, executor: str | Executor = "local",
             slurm: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Record the skipped cells, preflight the rest, run them on ``executor``; returns the new records."""
+        """Preflight the cells, record the skipped ones, run the rest on ``executor``; returns the new records."""
+        if plan.cells:  # a component that cannot be built, or a cache that cannot fit, stops the grid first
+            clean_scratch(self.ctx.cache_dir)  # scratch files of killed runs
+            local = executor == "local" or not isinstance(executor, str)
+            threads = max(1, usable_cores() // jobs) if local and jobs > 1 else None
+            preflight_plan(self.registry, plan, self.ctx, jobs=jobs if local else len(plan.cells), threads=threads)
         for cell, reason in plan.skipped:
             self.ctx.results.put(skipped_record(cell, reason))
             self.reporter.cell_done(cell, {"status": "skipped", "error": reason})
         if not plan.cells:
             return []
-        clean_scratch(self.ctx.cache_dir)  # scratch files of killed runs
-        local = executor == "local" or not isinstance(executor, str)
-        threads = max(1, usable_cores() // jobs) if local and jobs > 1 else None
-        preflight_plan(self.registry, plan, self.ctx, jobs=jobs if local else len(plan.cells), threads=threads)
         if isinstance(executor, str):
             executor = make_executor(executor, registry=self.registry, jobs=jobs, options=slurm)
         return executor.run(plan, self.ctx, self.reporter)

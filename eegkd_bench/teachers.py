@@ -94,18 +94,57 @@ def teacher_info(name: str, model: TeacherModel, spec: InputSpec) -> TeacherInfo
 
 
 def teacher_key(name: str, options: dict[str, Any], init_source: str, windows: EEGWindows, seed: int,
-                cfg: TrainConfig, label_smoothing: float, finetune: bool) -> str:
-    """Cache key of a fine-tuned teacher."""
+                cfg: TrainConfig, label_smoothing: float, finetune: bool,
+                provenance: dict[str, str] | None = None) -> str:
+    """Cache key of a fine-tuned teacher (``provenance``: the packages, with versions, that build it)."""
     return stable_hash({
         "format": TEACHER_FORMAT, "teacher": name, "options": options, "init": init_source,
         "dataset": windows.name, "data_checksum": windows.checksum, "split": split_digest(windows),
         "seed": seed, "recipe": cfg.as_dict(), "label_smoothing": label_smoothing, "finetune": finetune,
+        "provenance": provenance or {},
     })[:24]
 
 
 def split_digest(windows: EEGWindows) -> str:
     """Digest of the protocol split assignment (part of teacher and cell keys)."""
     return hashlib.sha256(np.asarray(windows.split).astype("U5").tobytes()).hexdigest()[:16]
+
+
+def checkpoint_init(checkpoint: str | None) -> str:
+    """``"random"``, ``"sha256:<hex>"`` of a checkpoint file, or ``"<label> sha256:<hex>"`` when the
+    checkpoint's ``eegkd-bench pretrain`` sidecar (same name, ``.json``) names how it was made, e.g.
+    ``"sim-pretrained sha256:…"`` for a teacher pretrained on simulated EEG only."""
+    if not checkpoint:
+        return "random"
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise UserError(f"teacher checkpoint {checkpoint!r} not found; pass an existing file (or a checkpoint name the "
+                        "teacher registers, see eegkd-bench list teachers) to --teacher-checkpoint")
+    digest = file_sha256(path)
+    try:
+        side = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        side = {}
+    label = side.get("label") if isinstance(side, dict) and side.get("sha256") == digest else None
+    return f"{label} sha256:{digest}" if label else f"sha256:{digest}"
+
+
+def resolve_checkpoint(entry: Any, value: str | None) -> str | None:
+    """``--teacher-checkpoint``: a file, a checkpoint name the teacher registers (``checkpoints`` metadata,
+    e.g. ``sim-pretrained``), or ``none``/``random`` for random init -> a file path or None."""
+    if value is None or value.strip().lower() in ("", "none", "random"):
+        return None
+    named = dict(entry.metadata.get("checkpoints") or {})
+    if value in named and not Path(value).exists():
+        if not Path(named[value]).is_file():
+            raise UserError(f"checkpoint {value!r} of teacher {entry.name!r} is missing from this installation "
+                            f"({named[value]}); reinstall eegkd-bench, or pass --teacher-checkpoint none")
+        return str(named[value])
+    if not Path(value).expanduser().is_file():
+        known = f"; {entry.name} registers {', '.join(named)}" if named else ""
+        raise UserError(f"teacher checkpoint {value!r} is neither a file nor a checkpoint name of teacher "
+                        f"{entry.name!r}{known}; pass a .pt/.pth file, a registered name, or none for random init")
+    return value
 
 
 def build_teacher(factory: Any, name: str, spec: InputSpec, options: dict[str, Any], checkpoint: str | None) -> TeacherModel:
@@ -118,7 +157,8 @@ def build_teacher(factory: Any, name: str, spec: InputSpec, options: dict[str, A
         path = Path(checkpoint).expanduser()
         if not path.is_file():
             raise UserError(f"teacher checkpoint {str(path)!r} not found; pass an existing file to --teacher-checkpoint")
-        model.init_source = model.load_pretrained(str(path))
+        model.load_pretrained(str(path))
+        model.init_source = checkpoint_init(str(path))
     else:
         model.init_source = "random"
     return model
@@ -138,6 +178,7 @@ def prepare_teacher(
     finetune: bool = True,
     progress: ProgressFn | None = None,
     device: str = "cpu",
+    provenance: dict[str, str] | None = None,
 ) -> PreparedTeacher:
     """Return the fine-tuned teacher for (teacher, dataset, seed, recipe), from cache when possible.
 
@@ -145,8 +186,8 @@ def prepare_teacher(
     """
     options = dict(options or {})
     spec = windows.input_spec()
-    init_source = f"sha256:{file_sha256(checkpoint)}" if checkpoint and Path(checkpoint).is_file() else "random"
-    key = teacher_key(name, options, init_source, windows, seed, cfg, label_smoothing, finetune)
+    init_source = checkpoint_init(checkpoint) if checkpoint and Path(checkpoint).is_file() else "random"
+    key = teacher_key(name, options, init_source, windows, seed, cfg, label_smoothing, finetune, provenance)
     folder = cache_dir / "teachers" / key
     with file_lock(cache_dir / "teachers" / f"{key}.lock"):
         torch.manual_seed(seed)

@@ -1,6 +1,7 @@
 """Every distiller trains a tiny fake student against a tiny fake teacher, and rejects bad input early."""
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 
@@ -17,11 +18,12 @@ from eegkd_bench.api import (
     TeacherBatch,
     TeacherInfo,
     UserError,
+    option_defaults,
 )
 from eegkd_plugins.distillers.at import AttentionTransfer, at_loss, student_attention, teacher_attention
 from eegkd_plugins.distillers.common import pooled_teacher_embedding, student_embedding
 from eegkd_plugins.distillers.dkd import DKD, nckd_loss, tckd_loss
-from eegkd_plugins.distillers.dlink import DLink, DLinkNoMiC, DLinkNoRouter, DLinkNoSpec
+from eegkd_plugins.distillers.dlink import DLink, eegkd_register_distillers
 from eegkd_plugins.distillers.fitnets import FitNets
 from eegkd_plugins.distillers.kd import KD, kd_loss
 from eegkd_plugins.distillers.none import NoDistillation
@@ -33,12 +35,21 @@ LAYERS = ("layer_1", "layer_2", "layer_3")
 SHAPE = (4, 3, 8)  # (C, P, D)
 INFO = TeacherInfo("fake", LAYERS, {n: SHAPE for n in LAYERS}, SPEC.n_classes)
 
+
+
+def dlink_variants() -> dict[str, functools.partial]:
+    """The variants the dlink plugin registers, as DLink with their options."""
+    found: dict[str, functools.partial] = {}
+    eegkd_register_distillers(lambda name, factory=None, *, base=None, options=None, **_: found.update(
+        {name: functools.partial(DLink, **options)} if base == "dlink" else {}))
+    return found
+
+
 ALL = {
     "none": NoDistillation, "kd": KD, "fitnets": FitNets, "rkd": RKD, "at": AttentionTransfer, "pkt": PKT,
-    "dkd": DKD, "dlink": DLink, "dlink-norouter": DLinkNoRouter, "dlink-nospec": DLinkNoSpec,
-    "dlink-nomic": DLinkNoMiC,
+    "dkd": DKD, "dlink": DLink, **dlink_variants(),
 }
-FEATURE_DISTILLERS = [n for n, c in ALL.items() if c.needs_student_features]
+FEATURE_DISTILLERS = [n for n, c in ALL.items() if getattr(c, "func", c).needs_student_features]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -216,12 +227,15 @@ DOCUMENTED_DEFAULTS = {
     "dlink-norouter": {**_DLINK, "use_router": False},
     "dlink-nospec": {**_DLINK, "lambda_spec": 0.0},
     "dlink-nomic": {**_DLINK, "use_mic": False},
+    "mic-ce": {**_DLINK, "use_router": False, "lambda_feat": 0.0, "lambda_spec": 0.0, "kd_weight": 0.0},
 }
 
 
 @pytest.mark.parametrize("name", list(ALL))
 def test_defaults_are_the_documented_ones(name):
-    assert ALL[name].defaults == DOCUMENTED_DEFAULTS[name]
+    factory = ALL[name]
+    declared = {**option_defaults(getattr(factory, "func", factory).defaults), **getattr(factory, "keywords", {})}
+    assert declared == DOCUMENTED_DEFAULTS[name]
     assert build(name).hparams == DOCUMENTED_DEFAULTS[name]  # what a cell without options trains with
 
 
@@ -292,6 +306,7 @@ def test_teacher_needs():
     assert build("dlink").teacher_needs().layers == LAYERS and not build("dlink").teacher_needs().logits
     assert build("dlink-norouter").teacher_needs().layers == ("layer_3",)
     assert build("dlink", kd_weight=0.5).teacher_needs().logits
+    assert not build("mic-ce").teacher_needs().any  # the size-matched control reads no teacher output
 
 
 def test_training_only_params_count_aux_modules_not_the_deployed_model():
@@ -353,7 +368,7 @@ def test_dlink_rejects_layers_of_different_shapes():
     odd = TeacherInfo("odd", LAYERS, {"layer_1": (4, 3, 8), "layer_2": (4, 3, 16), "layer_3": (4, 3, 8)}, 3)
     with pytest.raises(UserError, match="dlink-norouter"):
         DLink(FakeStudent(), odd, SPEC)
-    DLinkNoRouter(FakeStudent(), odd, SPEC)  # only the last layer is used: fine
+    ALL["dlink-norouter"](FakeStudent(), odd, SPEC)  # only the last layer is used: fine
 
 
 # ------------------------------------------------------------------ through the shared loop

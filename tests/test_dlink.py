@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from eegkd_bench.api import EEGModel, InputSpec, ModelOutput, TeacherBatch, TeacherInfo
-from eegkd_plugins.distillers.dlink import DLink, DLinkNoMiC, DLinkNoRouter, DLinkNoSpec
+from eegkd_plugins.distillers.dlink import DLink
 from eegkd_plugins.distillers.mic import MiCStudent, StructuredCompressor, TeacherLayoutProjector, drop_unused_head
 from eegkd_plugins.distillers.router import LayerRouter, layer_summaries
 
@@ -184,16 +184,29 @@ def test_variants_switch_one_part_each():
     x = torch.randn(6, SPEC.n_channels, SPEC.n_samples)
     y, tb = layered_teacher(n=6)
     assert "spec" in DLink(FakeStudent(), INFO, SPEC).losses(x, y, tb)
-    assert "spec" not in DLinkNoSpec(FakeStudent(), INFO, SPEC).losses(x, y, tb)
-    norouter = DLinkNoRouter(FakeStudent(), INFO, SPEC)
+    assert "spec" not in DLink(FakeStudent(), INFO, SPEC, lambda_spec=0.0).losses(x, y, tb)
+    norouter = DLink(FakeStudent(), INFO, SPEC, use_router=False)
     assert norouter.router is None and norouter.layers == ("layer_3",)
     norouter.on_train_start(tb, y)
     assert "router" not in norouter.report()
-    nomic = DLinkNoMiC(FakeStudent(), INFO, SPEC)
+    nomic = DLink(FakeStudent(), INFO, SPEC, use_mic=False)
     assert nomic.deployed() is nomic.student and isinstance(nomic.student.head, nn.Linear)
     assert set(nomic.losses(x, y, tb)) == {"ce", "mimic", "spec", "router"}  # router untrained: joint fallback
     assert set(DLink(FakeStudent(), INFO, SPEC, kd_weight=1.0, mimic_loss="cosine").losses(
         x, y, TeacherBatch(logits=torch.randn(6, 3), features=tb.features))) >= {"ce", "mimic", "spec", "kd"}
+
+
+def test_mic_ce_control_trains_the_mic_student_on_labels_only():
+    """Every distillation weight 0: no teacher output is read, only CE; the deployed model is the MiC student."""
+    d = DLink(FakeStudent(), INFO, SPEC, use_router=False, lambda_feat=0.0, lambda_spec=0.0, kd_weight=0.0)
+    assert not d.teacher_needs().any
+    x, y = torch.randn(4, SPEC.n_channels, SPEC.n_samples), torch.tensor([0, 1, 2, 0])
+    terms = d.losses(x, y, TeacherBatch())  # an empty batch: nothing from the teacher
+    assert set(terms) == {"ce"} and torch.isfinite(terms["ce"])
+    terms["ce"].backward()
+    assert d.deployed() is d.mic and d.training_only_params() == 0
+    assert d.student_label("eegnet") == "eegnet+mic"
+    assert DLink(FakeStudent(), INFO, SPEC, use_mic=False).student_label("eegnet") == "eegnet"
 
 
 def test_losses_are_finite_for_an_all_zero_teacher():

@@ -43,6 +43,7 @@ def test_third_party_plugin_is_loaded_like_a_builtin(monkeypatch, tmp_path):
     info = host.plugins["echo"]
     assert (info.status, info.distribution, info.version, info.builtin) == ("loaded", "eegkd-echo", "1.2.3", False)
     assert host.registry.get("distillers", "echo-kd").description == "a third-party distiller"
+    assert host.registry.get("distillers", "echo-kd").distribution == "eegkd-echo 1.2.3"  # part of its cell keys
 
 
 def test_broken_plugins_are_isolated(monkeypatch, tmp_path):
@@ -91,6 +92,27 @@ def test_in_process_plugin_object():
     host = PluginHost()
     host.register_plugin(Plugin(), "tiny-plugin")
     assert host.registry.names("distillers") == ["tiny"]
+
+
+def test_a_plugin_registers_variants_and_a_bad_registration_is_isolated():
+    class Plugin:
+        @hookimpl
+        def eegkd_register_distillers(self, register):
+            register("tiny", Distiller, description="tiny")
+            register("tiny-x", base="tiny", options={}, description="a variant")
+
+    class Bad:
+        @hookimpl
+        def eegkd_register_distillers(self, register):
+            register("nothing")  # neither a factory nor a base
+
+    host = PluginHost()
+    host.register_plugin(Plugin(), "tiny-plugin")
+    assert host.registry.get("distillers", "tiny-x").factory is Distiller
+    assert host.registry.get("distillers", "tiny-x").base == "tiny"
+    with pytest.warns(PluginWarning, match="either a factory or base"):
+        info = host.register_plugin(Bad(), "bad-plugin")
+    assert info.status == "failed" and "nothing" not in host.registry.names("distillers")
 
 
 def _registry(*names):

@@ -106,6 +106,8 @@ def test_example_plugin_installs_and_runs(tmp_path):
     (rec,) = _records(results)
     assert rec["distiller"] == "logit-mse" and rec["status"] == "ok"
     assert rec["hparams"] == {"beta": 0.1}
+    # the third-party package and its version are part of the record (and of the cell key)
+    assert rec["provenance"]["distiller"].startswith("eegkd-logit-mse ") and rec["distiller_base"] == "logit-mse"
 
 
 def _marked_processes(marker: str) -> list[int]:

@@ -1,16 +1,20 @@
 """The simulated benchmarks: shapes, determinism, splits, physiology and calibrated difficulty."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import signal
 
 from eegkd_bench.api import SPLITS, Dataset, EEGWindows, UserError
 from eegkd_bench.data.cache import stable_hash
-from eegkd_bench.data.simulate import (
-    DATASETS, SimEvents, SimMotorImagery, baseline_scores, bandpower_features,
-)
 from eegkd_bench.plugins import PluginHost
+from eegkd_plugins.simulated import DATASETS, SimEvents, SimMotorImagery
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from sim_baselines import bandpower_features, baseline_scores  # noqa: E402  (a benchmark script, not a package)
 
 EXPECTED = {  # name: (channels, samples, classes)
     "sim-mi": (22, 800, 4),
@@ -162,3 +166,19 @@ def test_classical_baselines_above_chance_below_ceiling(generated: dict[str, EEG
     chance = 1.0 / w.n_classes
     for method, s in scores.items():
         assert chance + 0.15 <= s["test"] <= 0.85, (method, s["test"])
+
+
+@pytest.mark.parametrize("name, digest", [
+    ("sim-mi", "ce9f642d4163e6ee"), ("sim-abnormal", "c5f83437d7cef17b"),
+    ("sim-events", "911e49729af532af"), ("sim-affective", "9327080d9e0e25f2"),
+])
+def test_generated_arrays_are_pinned(name: str, digest: str) -> None:
+    """The bytes of a small generated set: a change here must bump GENERATOR_VERSION (it keys every cache)."""
+    import hashlib
+
+    cls = {c.name: c for c in DATASETS}[name]
+    w = cls(seed=3, n_subjects=5, trials_per_class=2, use_cache=False).generate()
+    h = hashlib.sha256()
+    for a in (w.X, w.y, w.subjects.astype("U8"), w.split.astype("U5")):
+        h.update(a.tobytes())
+    assert h.hexdigest()[:16] == digest

@@ -395,6 +395,6 @@ def test_teachers_are_registered_through_the_entry_points():
     for ep in md.entry_points(group="eegkd_bench"):
         if ep.name in ("cbramod", "labram"):
             assert host.register_plugin(ep.load(), ep.name).status == "loaded"
-    assert host.registry.names("teachers") == ["cbramod", "cbramod-mini", "labram", "labram-mini"]
+    assert host.registry.names("teachers") == ["cbramod", "cbramod-mini", "cbramod-sim", "labram", "labram-mini"]
     model = host.registry.get("teachers", "cbramod-mini").factory(InputSpec(3, 200, 2, 200.0))
     assert model.head_kind == "avgpool" and model.init_source == "random"

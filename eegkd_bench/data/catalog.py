@@ -91,6 +91,8 @@ def dataset_rows(registry: Registry, data_dir: str | None = None, pattern: str |
 def select_datasets(registry: Registry, spec: str, *, simulated_only: bool) -> list[str]:
     """Resolve a dataset selection; ``all`` honours the preset (quick: simulated only)."""
     names = registry.select("datasets", spec)
+    if spec.strip() == "all":  # unlabeled pretraining corpora are never part of a grid
+        names = [n for n in names if getattr(registry.get("datasets", n).factory, "labeled", True)]
     if simulated_only and spec.strip() == "all":
         names = [n for n in names if getattr(registry.get("datasets", n).factory, "kind", None) == "simulated"
                  or _instance_kind(registry, n) == "simulated"]

@@ -25,6 +25,13 @@ with ELU and dropout), ``avgpool`` is the official ``avgpooling_patch_reps``
 ``cbramod-mini`` is our reading of a small member of the same family: the same
 layer types at d_model 64, feed-forward 128, 4 heads (2 per branch), 4 layers,
 with 8 conv filters x 8 positions in the patch embedding.
+
+``cbramod-sim`` keeps CBraMod's full width (d_model 200, feed-forward 800, 8
+heads, 25 x 8 conv features) in 4 layers: the teacher of the simulated
+benchmarks, over 10x the FLOPs of their EEGNet student. It registers the
+checkpoint ``sim-pretrained`` (``checkpoints/cbramod-sim.pt``): this backbone
+pretrained by masked-patch reconstruction on simulated EEG only, not an
+official CBraMod release.
 """
 from __future__ import annotations
 
@@ -39,12 +46,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import InputSpec, ModelOutput, TeacherModel, UserError
+from eegkd_bench.api import InputSpec, ModelOutput, Option, TeacherModel, UserError, option_defaults
 
 PATCH_SIZE = 200  # samples per patch: 1 s at the 200 Hz of the CBraMod recipe
 SFREQ = 200.0
 HEADS = ("flatten", "avgpool")
 WEIGHTS_URL = "https://huggingface.co/weighting666/CBraMod"
+#: cbramod-sim pretrained by ``eegkd-bench pretrain`` on the simulated corpus (command and loss curve in
+#: the .json sidecar beside it; docs/pretraining.md). Shipped as package data.
+SIM_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cbramod-sim.pt"
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,8 @@ class CBraModConfig:
 
 FULL = CBraModConfig()
 MINI = CBraModConfig(d_model=64, dim_feedforward=128, n_layer=4, nhead=4, conv_channels=8, gn_groups=2, out_dim=200)
+#: Full CBraMod width in 4 layers: the default teacher of the simulated benchmarks (``cbramod-sim``).
+SIM = CBraModConfig(d_model=200, dim_feedforward=800, n_layer=4, nhead=8, conv_channels=25, gn_groups=5, out_dim=200)
 
 
 class PatchEmbedding(nn.Module):
@@ -239,6 +251,35 @@ class CBraModTeacher(TeacherModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x, return_features=False).logits
 
+    # -- masked-patch pretraining, as in the release: a masked patch is replaced by ``mask_encoding``
+    # (frozen zeros) before the patch embedding, and ``proj_out`` maps each token back to its 200 samples
+    patch_size = PATCH_SIZE
+
+    def patch_tokens(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Last criss-cross layer ``(B, C, P, D)`` with the masked patches hidden; any channel and patch count."""
+        b, c, t = x.shape
+        patches = x.reshape(b, c, t // PATCH_SIZE, PATCH_SIZE)
+        patches = torch.where(mask[..., None], self.backbone.patch_embedding.mask_encoding, patches)
+        return self.backbone(patches)[-1]
+
+    def reconstruct_patches(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The pretraining head ``proj_out``: tokens ``(B, C, P, D)`` -> patches ``(B, C, P, 200)``."""
+        return self.backbone.proj_out(tokens)
+
+    def pretraining_parameters(self) -> list[nn.Parameter]:
+        """Every backbone parameter but the frozen mask encoding (the reconstruction head included).
+
+        The reconstruction head starts at zero (the release initialises it like every Linear): its
+        first predictions are then the all-zero patch (normalised MSE 1) instead of outputs tens of
+        times the signal's power, which cost the first few hundred steps of a short run.
+        """
+        head = self.backbone.proj_out[0]
+        with torch.no_grad():
+            head.weight.zero_()
+            head.bias.zero_()
+        self.backbone.proj_out.requires_grad_(True)
+        return [p for n, p in self.backbone.named_parameters() if n != "patch_embedding.mask_encoding"]
+
     def load_pretrained(self, path: str) -> str:
         """Load the official backbone weights (strictly); return ``"sha256:<hex>"``."""
         state, digest = read_state_dict(self.name, path)
@@ -357,17 +398,27 @@ def _describe_cbramod(state: Mapping[str, torch.Tensor], cfg: CBraModConfig) -> 
             f"{WEIGHTS_URL}")
 
 
-def _options(name: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(options) - set(allowed))
+def _options(name: str, options: dict[str, Any], declared: dict[str, Option]) -> dict[str, Any]:
+    """``options`` over the declared defaults; unknown names are a UserError."""
+    unknown = sorted(set(options) - set(declared))
     if unknown:
-        raise UserError(f"{name}: unknown option(s) {unknown}; expected some of {list(allowed)}")
+        raise UserError(f"{name}: unknown option(s) {unknown}; expected some of {list(declared)}")
+    return {**option_defaults(declared), **options}
+
+
+def _head_options(head: str) -> dict[str, Option]:
+    return {"head": Option(head, "downstream classification head", choices=HEADS),
+            "dropout": Option(0.1, "dropout of the classification head")}
+
+
+OPTIONS = {"cbramod": _head_options("flatten"), "cbramod-mini": _head_options("avgpool"),
+           "cbramod-sim": _head_options("avgpool")}
 
 
 def cbramod(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> CBraModTeacher:
     """Full CBraMod (12 layers, d_model 200) with the official flatten head by default."""
-    _options("cbramod", options, ("head", "dropout"))
-    model = CBraModTeacher(spec, FULL, head=options.get("head", "flatten"),
-                           dropout=options.get("dropout", 0.1), name="cbramod")
+    opts = _options("cbramod", options, OPTIONS["cbramod"])
+    model = CBraModTeacher(spec, FULL, head=opts["head"], dropout=opts["dropout"], name="cbramod")
     if checkpoint:
         model.load_pretrained(checkpoint)
     return model
@@ -375,9 +426,17 @@ def cbramod(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> C
 
 def cbramod_mini(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> CBraModTeacher:
     """A small CBraMod (4 layers, d_model 64) with the average-pooling head by default."""
-    _options("cbramod-mini", options, ("head", "dropout"))
-    model = CBraModTeacher(spec, MINI, head=options.get("head", "avgpool"),
-                           dropout=options.get("dropout", 0.1), name="cbramod-mini")
+    opts = _options("cbramod-mini", options, OPTIONS["cbramod-mini"])
+    model = CBraModTeacher(spec, MINI, head=opts["head"], dropout=opts["dropout"], name="cbramod-mini")
+    if checkpoint:
+        model.load_pretrained(checkpoint)
+    return model
+
+
+def cbramod_sim(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> CBraModTeacher:
+    """CBraMod at full width in 4 layers (d_model 200, feed-forward 800) with the average-pooling head."""
+    opts = _options("cbramod-sim", options, OPTIONS["cbramod-sim"])
+    model = CBraModTeacher(spec, SIM, head=opts["head"], dropout=opts["dropout"], name="cbramod-sim")
     if checkpoint:
         model.load_pretrained(checkpoint)
     return model
@@ -387,6 +446,11 @@ def cbramod_mini(spec: InputSpec, checkpoint: str | None = None, **options: Any)
 def eegkd_register_teachers(register: Any) -> None:
     register("cbramod", cbramod, description="CBraMod (ICLR 2025): 12 criss-cross layers, d_model 200, ~4.9M "
              "backbone params; loads the official pretrained_weights.pth", family="cbramod", layers=12,
-             pretrained_url=WEIGHTS_URL)
+             pretrained_url=WEIGHTS_URL, options=OPTIONS["cbramod"])
     register("cbramod-mini", cbramod_mini, description="small CBraMod (our reading): 4 criss-cross layers, "
-             "d_model 64, average-pooling head; trains in seconds on a CPU", family="cbramod", layers=4)
+             "d_model 64, average-pooling head; trains in seconds on a CPU", family="cbramod", layers=4,
+             options=OPTIONS["cbramod-mini"])
+    register("cbramod-sim", cbramod_sim, description="CBraMod at full width in 4 layers (d_model 200, ~1.7M "
+             "backbone params), average-pooling head; the simulated benchmarks' teacher, with a checkpoint "
+             "pretrained on simulated EEG (sim-pretrained)", family="cbramod", layers=4,
+             checkpoints={"sim-pretrained": str(SIM_CHECKPOINT)}, options=OPTIONS["cbramod-sim"])

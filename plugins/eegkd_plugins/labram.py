@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import InputSpec, ModelOutput, TeacherModel, UserError
+from eegkd_bench.api import InputSpec, ModelOutput, Option, TeacherModel, UserError
 from eegkd_plugins.cbramod import (PATCH_SIZE, _options, check_spec, check_state_dict, read_state_dict,
                                    to_patches)
 
@@ -312,10 +312,14 @@ def _describe_labram(state: Mapping[str, torch.Tensor], cfg: LaBraMConfig) -> st
     return "a checkpoint for another architecture; expected LaBraM's labram-base.pth"
 
 
+OPTIONS = {"ch_names": Option(None, "10-20 names of the input channels, in order (default: electrode slots "
+                                   "1..n)", type=list)}
+
+
 def labram(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> LaBraMTeacher:
     """LaBraM-Base (12 blocks, width 200, ~5.8M params)."""
-    _options("labram", options, ("ch_names",))
-    model = LaBraMTeacher(spec, BASE, ch_names=options.get("ch_names"), name="labram")
+    opts = _options("labram", options, OPTIONS)
+    model = LaBraMTeacher(spec, BASE, ch_names=opts["ch_names"], name="labram")
     if checkpoint:
         model.load_pretrained(checkpoint)
     return model
@@ -323,8 +327,8 @@ def labram(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> La
 
 def labram_mini(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> LaBraMTeacher:
     """A small LaBraM (4 blocks, width 64)."""
-    _options("labram-mini", options, ("ch_names",))
-    model = LaBraMTeacher(spec, MINI, ch_names=options.get("ch_names"), name="labram-mini")
+    opts = _options("labram-mini", options, OPTIONS)
+    model = LaBraMTeacher(spec, MINI, ch_names=opts["ch_names"], name="labram-mini")
     if checkpoint:
         model.load_pretrained(checkpoint)
     return model
@@ -333,6 +337,6 @@ def labram_mini(spec: InputSpec, checkpoint: str | None = None, **options: Any) 
 @hookimpl
 def eegkd_register_teachers(register: Any) -> None:
     register("labram", labram, description="LaBraM-Base (ICLR 2024): per-channel patch tokens, 12 ViT blocks, "
-             "width 200, ~5.8M params", family="labram", layers=12)
+             "width 200, ~5.8M params", family="labram", layers=12, options=OPTIONS)
     register("labram-mini", labram_mini, description="small LaBraM (our reading): 4 blocks, width 64",
-             family="labram", layers=4)
+             family="labram", layers=4, options=OPTIONS)

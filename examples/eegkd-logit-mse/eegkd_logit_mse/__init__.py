@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import Distiller, TeacherBatch, TeacherNeeds
+from eegkd_bench.api import Distiller, Option, TeacherBatch, TeacherNeeds
 
 
 def logit_mse_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
@@ -20,7 +20,7 @@ def logit_mse_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -
 class LogitMSE(Distiller):
     """CE + beta * logit regression towards the frozen teacher's logits."""
 
-    defaults = {"beta": 0.1}
+    defaults = {"beta": Option(0.1, "weight of the logit regression term")}
 
     def teacher_needs(self) -> TeacherNeeds:
         return TeacherNeeds(logits=True)

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import Distiller, EEGModel, InputSpec, TeacherBatch, TeacherInfo, TeacherNeeds, UserError
+from eegkd_bench.api import (Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo, TeacherNeeds,
+                             UserError)
 from eegkd_plugins.distillers.common import (
     as_float,
     channels_time,
@@ -63,7 +64,11 @@ class AttentionTransfer(Distiller):
 
     name = "at"
     needs_student_features = True
-    defaults = {"beta": 1000.0, "student_layers": None, "teacher_layers": None}
+    defaults = {
+        "beta": Option(1000.0, "weight of the attention term (the loss is beta/2 times the sum)"),
+        "student_layers": Option(None, "student feature maps matched (default: all)", type=list),
+        "teacher_layers": Option(None, "one teacher layer per student map (default: evenly spaced)", type=list),
+    }
 
     def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any) -> None:
         super().__init__(student, teacher, spec, **hparams)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import Distiller, EEGModel, InputSpec, TeacherBatch, TeacherInfo, TeacherNeeds
+from eegkd_bench.api import Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo, TeacherNeeds
 from eegkd_plugins.distillers.common import check_positive, cross_entropy, require_teacher
 from eegkd_plugins.distillers.kd import teacher_logits
 
@@ -54,7 +54,13 @@ class DKD(Distiller):
     """Decoupled KD on the logits with a linear warm-up, plus CE."""
 
     name = "dkd"
-    defaults = {"alpha": 1.0, "beta": 8.0, "temperature": 4.0, "warmup": 20, "ce_weight": 1.0}
+    defaults = {
+        "alpha": Option(1.0, "weight of the target-class term (TCKD)"),
+        "beta": Option(8.0, "weight of the non-target-class term (NCKD)"),
+        "temperature": Option(4.0, "softmax temperature"),
+        "warmup": Option(20, "epochs of linear warm-up of the DKD terms"),
+        "ce_weight": Option(1.0, "weight of the label cross-entropy"),
+    }
 
     def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any) -> None:
         super().__init__(student, teacher, spec, **hparams)

@@ -21,9 +21,11 @@ The paper's full text is not public to us; this is *our reading* of its abstract
 
 Loss: ``CE + lambda_feat * L_mimic + lambda_spec * L_spec (+ kd_weight * KD)``
 (``+ router_weight * probe CE + router_balance * balance`` in joint mode).
-Registered variants for ablations: ``dlink``, ``dlink-norouter`` (last teacher layer
-only), ``dlink-nospec`` (``lambda_spec = 0``), ``dlink-nomic`` (plain student; ``Pi`` is
-then a training-only adapter and the student's own head classifies).
+Registered variants of ``dlink`` (options only, no code): the ablations
+``dlink-norouter`` (last teacher layer only), ``dlink-nospec`` (``lambda_spec = 0``),
+``dlink-nomic`` (plain student; ``Pi`` is then a training-only adapter and the student's
+own head classifies), and ``mic-ce``, the size-matched control: the MiC student trained
+on the labels only (every distillation weight 0, so it reads no teacher output).
 Default weights (``lambda_feat = 1``, ``lambda_spec = 0.1``, ``tau = 1``, all layers)
 are ours, not the paper's.
 """
@@ -42,6 +44,7 @@ from eegkd_bench.api import (
     Distiller,
     EEGModel,
     InputSpec,
+    Option,
     TeacherBatch,
     TeacherInfo,
     TeacherNeeds,
@@ -90,30 +93,31 @@ class DLink(Distiller):
     name = "dlink"
     needs_student_features = True
     defaults = {
-        "use_router": True,
-        "use_mic": True,
-        "lambda_feat": 1.0,
-        "lambda_spec": 0.1,
-        "phase_weight": 1.0,
-        "spec_nfft": 8,
-        "mimic_loss": "mse",
-        "normalize_layers": True,
-        "router_mode": "two-stage",
-        "router_tau": 1.0,
-        "router_top_k": 0,
-        "router_hidden": 64,
-        "router_epochs": 30,
-        "router_lr": 1e-3,
-        "router_batch": 256,
-        "router_balance": 0.01,
-        "router_weight": 1.0,
-        "mic_rank": 16,
-        "mic_basis": 4,
-        "mic_channels": 4,
-        "mic_dim": 8,
-        "mic_stride": 2,
-        "kd_weight": 0.0,
-        "temperature": 4.0,
+        "use_router": Option(True, "mix every teacher layer with the router (false: the last layer only)"),
+        "use_mic": Option(True, "deploy the MiC student (false: the plain student; Pi is training-only)"),
+        "lambda_feat": Option(1.0, "weight of the mimic term"),
+        "lambda_spec": Option(0.1, "weight of the spectral term"),
+        "phase_weight": Option(1.0, "weight of the phase part of the spectral term"),
+        "spec_nfft": Option(8, "FFT points along the patch axis (zero-padded)"),
+        "mimic_loss": Option("mse", "distance of the mimic term", choices=("mse", "cosine")),
+        "normalize_layers": Option(True, "layer-normalise the teacher layers before mixing"),
+        "router_mode": Option("two-stage", "fit the router before training, or jointly with the student",
+                              choices=("two-stage", "joint")),
+        "router_tau": Option(1.0, "softmax temperature of the router"),
+        "router_top_k": Option(0, "keep the k largest layer weights (0: all layers)"),
+        "router_hidden": Option(64, "hidden width of the router MLP"),
+        "router_epochs": Option(30, "epochs of the router stage (two-stage)"),
+        "router_lr": Option(1e-3, "learning rate of the router stage"),
+        "router_batch": Option(256, "batch size of the router stage"),
+        "router_balance": Option(0.01, "weight of the layer-balance penalty"),
+        "router_weight": Option(1.0, "weight of the router's probe cross-entropy (joint)"),
+        "mic_rank": Option(16, "rank r of the projector Pi"),
+        "mic_basis": Option(4, "basis maps K of the projector Pi"),
+        "mic_channels": Option(4, "channels c of the compressor"),
+        "mic_dim": Option(8, "width d of the compressor"),
+        "mic_stride": Option(2, "temporal stride of the compressor over the patches"),
+        "kd_weight": Option(0.0, "weight of an added logit KD term (0: none)"),
+        "temperature": Option(4.0, "temperature of the KD term"),
     }
 
     def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any) -> None:
@@ -170,13 +174,23 @@ class DLink(Distiller):
                 raise UserError(f"{self.name}: option {key}={hp[key]!r} is not valid; expected an integer >= 0")
 
     # ------------------------------------------------------------------ contract
+    @property
+    def mimics(self) -> bool:
+        """Whether any term reads the teacher layers (``mic-ce`` sets every such weight to 0)."""
+        return self.hparams["lambda_feat"] > 0 or self.hparams["lambda_spec"] > 0
+
     def teacher_needs(self) -> TeacherNeeds:
         logits = self.hparams["kd_weight"] > 0
+        if not self.mimics:
+            return TeacherNeeds(logits=logits)
         if self.router is not None and self.hparams["router_mode"] == "two-stage":
             # stage 1 reads (N, L, D) summaries; stage 2 one routed target per window
             return TeacherNeeds(logits=logits, layers=self.layers, summaries=self.layers,
                                 summary_stats=summary_stats(self.hparams["normalize_layers"]), target=True)
         return TeacherNeeds(logits=logits, layers=self.layers)
+
+    def student_label(self, student: str) -> str:
+        return f"{student}+mic" if self.mic is not None else student
 
     def deployed(self) -> nn.Module:
         return self.mic if self.mic is not None else self.student
@@ -200,6 +214,8 @@ class DLink(Distiller):
         else:
             logits = (out := self.student.forward_features(x)).logits
             projected = self.projector(out.features[self.final])
+        if not self.mimics:
+            return {"ce": cross_entropy(logits, y), **self._kd_term(logits, teacher)}
         terms = {"ce": cross_entropy(logits, y)}
         if teacher.target is not None and not self.router_trainable:
             target = as_float(teacher.target)  # precomputed by teacher_target() with the frozen router
@@ -217,9 +233,13 @@ class DLink(Distiller):
         if hp["lambda_spec"] > 0:
             mag, phase = spectral_loss(projected, target.detach(), PATCH_AXIS, hp["spec_nfft"], hp["phase_weight"])
             terms["spec"] = hp["lambda_spec"] * (mag + phase)
-        if hp["kd_weight"] > 0:
-            terms["kd"] = hp["kd_weight"] * kd_loss(logits, teacher_logits(self.name, teacher), hp["temperature"])
-        return terms
+        return {**terms, **self._kd_term(logits, teacher)}
+
+    def _kd_term(self, logits: torch.Tensor, teacher: TeacherBatch) -> dict[str, torch.Tensor]:
+        hp = self.hparams
+        if hp["kd_weight"] <= 0:
+            return {}
+        return {"kd": hp["kd_weight"] * kd_loss(logits, teacher_logits(self.name, teacher), hp["temperature"])}
 
     @torch.no_grad()
     def teacher_target(self, teacher: TeacherBatch) -> torch.Tensor:
@@ -327,7 +347,6 @@ class DLink(Distiller):
         count = lambda m: sum(p.numel() for p in m.parameters()) if m is not None else 0  # noqa: E731
         deployed = self.deployed()
         rep: dict[str, Any] = {
-            "variant": self.name,
             "teacher_layers": list(self.layers),
             "teacher_layout": list(self.layout),
             "spectral_axis": f"patches (P={self.layout[1]}, zero-padded to n_fft={max(self.layout[1], self.hparams['spec_nfft'])})",
@@ -365,34 +384,16 @@ def router_sections(report: dict[str, Any]) -> dict[str, Any]:
                                "the last epoch's"}}
 
 
-class DLinkNoRouter(DLink):
-    """Ablation: the mimic target is the teacher's last layer (no router)."""
-
-    name = "dlink-norouter"
-    defaults = {**DLink.defaults, "use_router": False}
-
-
-class DLinkNoSpec(DLink):
-    """Ablation: no spectral term."""
-
-    name = "dlink-nospec"
-    defaults = {**DLink.defaults, "lambda_spec": 0.0}
-
-
-class DLinkNoMiC(DLink):
-    """Ablation: the plain student classifies; ``Pi`` is a training-only adapter for the mimic/spectral terms."""
-
-    name = "dlink-nomic"
-    defaults = {**DLink.defaults, "use_mic": False}
-
-
 @hookimpl
 def eegkd_register_distillers(register) -> None:
     register("dlink", DLink, role="proposed", sections=router_sections,
              description="DLink (our reading): layer router + project-then-compress MiC + spectral")
-    register("dlink-norouter", DLinkNoRouter, role="ablation",
+    register("dlink-norouter", base="dlink", options={"use_router": False}, role="ablation",
              description="DLink ablation: last teacher layer only, no router")
-    register("dlink-nospec", DLinkNoSpec, role="ablation", sections=router_sections,
+    register("dlink-nospec", base="dlink", options={"lambda_spec": 0.0}, role="ablation", sections=router_sections,
              description="DLink ablation: no spectral term")
-    register("dlink-nomic", DLinkNoMiC, role="ablation", sections=router_sections,
+    register("dlink-nomic", base="dlink", options={"use_mic": False}, role="ablation", sections=router_sections,
              description="DLink ablation: plain student + training-only adapter")
+    register("mic-ce", base="dlink", options={"use_router": False, "lambda_feat": 0.0, "lambda_spec": 0.0,
+                                              "kd_weight": 0.0},
+             description="size-matched control: the MiC student on labels only (no teacher output read)")

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import Distiller, EEGModel, InputSpec, TeacherBatch, TeacherInfo, TeacherNeeds, UserError
+from eegkd_bench.api import (Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo, TeacherNeeds,
+                             UserError)
 from eegkd_plugins.distillers.common import (
     TimeProjector,
     as_float,
@@ -56,13 +57,14 @@ class FitNets(Distiller):
     name = "fitnets"
     needs_student_features = True
     defaults = {
-        "stage": "two-stage",
-        "hint_epochs": 5,
-        "hint_weight": 1.0,
-        "kd_weight": 1.0,
-        "temperature": 4.0,
-        "student_layer": None,
-        "teacher_layer": None,
+        "stage": Option("two-stage", "two-stage: hint epochs first, then CE + KD; joint: all terms together",
+                        choices=("two-stage", "joint")),
+        "hint_epochs": Option(5, "epochs of the hint-only stage (two-stage)"),
+        "hint_weight": Option(1.0, "weight of the hint term (joint)"),
+        "kd_weight": Option(1.0, "weight of the KD term after the hint stage"),
+        "temperature": Option(4.0, "KD softmax temperature"),
+        "student_layer": Option(None, "student feature map that is guided (default: the middle one)", type=str),
+        "teacher_layer": Option(None, "teacher hint layer (default: layer L/2)", type=str),
     }
 
     def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any) -> None:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import Distiller, EEGModel, InputSpec, TeacherBatch, TeacherInfo, TeacherNeeds, UserError
+from eegkd_bench.api import (Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo, TeacherNeeds,
+                             UserError)
 from eegkd_plugins.distillers.common import check_positive, cross_entropy, require_teacher
 
 
@@ -36,7 +37,8 @@ class KD(Distiller):
     """Soft-target distillation on the logits, mixed with the label cross-entropy."""
 
     name = "kd"
-    defaults = {"temperature": 4.0, "alpha": 0.9}
+    defaults = {"temperature": Option(4.0, "softmax temperature T of the soft targets"),
+                "alpha": Option(0.9, "weight of the soft-target term (1 - alpha weighs the label CE)")}
 
     def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams) -> None:
         super().__init__(student, teacher, spec, **hparams)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
+from eegkd_bench.api import Option
 from eegkd_plugins.distillers.common import EmbeddingRelationDistiller
 
 _EPS = 1e-12
@@ -60,7 +61,8 @@ class RKD(EmbeddingRelationDistiller):
     """Distance- and angle-wise relational distillation on embeddings, plus CE."""
 
     name = "rkd"
-    defaults = {"distance_weight": 25.0, "angle_weight": 50.0}
+    defaults = {"distance_weight": Option(25.0, "weight of the distance-wise relation term"),
+                "angle_weight": Option(50.0, "weight of the angle-wise relation term")}
     weights = ("distance_weight", "angle_weight")
 
     def relation_terms(self, s: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -6,7 +6,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from eegkd_bench.api import EEGModel, InputSpec, ModelOutput, UserError
+from eegkd_bench.api import EEGModel, InputSpec, ModelOutput, UserError, option_defaults
 
 
 def scaled(n_ref: int, sfreq: float, ref_sfreq: float) -> int:
@@ -31,8 +31,9 @@ def min_samples(final_len: Callable[[int], int], limit: int = 1_000_000) -> int:
     return lo
 
 
-def take_options(name: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """Merge user options over defaults; unknown names are a UserError."""
+def take_options(name: str, options: dict[str, Any], declared: dict[str, Any]) -> dict[str, Any]:
+    """Merge user options over the declared defaults (``{name: Option or default}``); unknown names are a UserError."""
+    defaults = option_defaults(declared)
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise UserError(f"{name}: unknown option(s) {unknown}; expected some of {sorted(defaults)}")

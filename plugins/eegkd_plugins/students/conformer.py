@@ -21,10 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from eegkd_bench.api import InputSpec, ModelOutput, UserError
+from eegkd_bench.api import InputSpec, ModelOutput, Option, UserError
 from eegkd_plugins.students.common import Student, out_len, scaled, take_options
 
-DEFAULTS = {"emb_size": 40, "depth": 6, "num_heads": 10, "dropout": 0.5}
+DEFAULTS = {"emb_size": Option(40, "token width"), "depth": Option(6, "transformer blocks"),
+            "num_heads": Option(10, "attention heads"), "dropout": Option(0.5, "dropout rate")}
 
 
 class ConformerAttention(nn.Module):

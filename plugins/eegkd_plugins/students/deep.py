@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from eegkd_bench.api import InputSpec, ModelOutput
+from eegkd_bench.api import InputSpec, ModelOutput, Option
 from eegkd_plugins.students.common import Student, out_len, scaled, take_options
 
-DEFAULTS = {"dropout": 0.5}
+DEFAULTS = {"dropout": Option(0.5, "dropout rate")}
 FILTERS = (25, 50, 100, 200)
 
 

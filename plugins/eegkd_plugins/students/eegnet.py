@@ -19,10 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from eegkd_bench.api import InputSpec, ModelOutput
+from eegkd_bench.api import InputSpec, ModelOutput, Option
 from eegkd_plugins.students.common import MaxNormConv2d, MaxNormLinear, Student, take_options
 
-DEFAULTS = {"F1": 8, "D": 2, "F2": 16, "dropout": 0.25}
+DEFAULTS = {"F1": Option(8, "temporal filters"), "D": Option(2, "spatial filters per temporal filter"),
+            "F2": Option(16, "pointwise filters of the separable convolution"),
+            "dropout": Option(0.25, "dropout rate")}
 
 
 def _bn(n: int) -> nn.BatchNorm2d:

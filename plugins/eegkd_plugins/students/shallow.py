@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from eegkd_bench.api import InputSpec, ModelOutput
+from eegkd_bench.api import InputSpec, ModelOutput, Option
 from eegkd_plugins.students.common import Student, out_len, scaled, take_options
 
-DEFAULTS = {"n_filters": 40, "dropout": 0.5}
+DEFAULTS = {"n_filters": Option(40, "temporal and spatial filters"), "dropout": Option(0.5, "dropout rate")}
 
 
 class ShallowConvNet(Student):

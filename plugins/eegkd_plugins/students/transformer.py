@@ -13,10 +13,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from eegkd_bench.api import InputSpec, ModelOutput, UserError
+from eegkd_bench.api import InputSpec, ModelOutput, Option, UserError
 from eegkd_plugins.students.common import Student, take_options
 
-DEFAULTS = {"width": 32, "depth": 2, "heads": 4, "spatial": 8, "patch_s": 1.0, "dropout": 0.1}
+DEFAULTS = {"width": Option(32, "token width"), "depth": Option(2, "transformer blocks"),
+            "heads": Option(4, "attention heads"), "spatial": Option(8, "virtual channels of the spatial mixing"),
+            "patch_s": Option(1.0, "patch length in seconds"), "dropout": Option(0.1, "dropout rate")}
 
 
 class TinyTransformer(Student):
