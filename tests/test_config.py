@@ -230,7 +230,7 @@ def test_variant_records_carry_base_options_and_label(tmp_path, monkeypatch):
     passes: list[set[str]] = []
     real = teachers._compute_outputs
     monkeypatch.setattr(teachers, "_compute_outputs",
-                        lambda m, X, names, bs: passes.append(set(names)) or real(m, X, names, bs))
+                        lambda m, X, names, *a: passes.append(set(names)) or real(m, X, names, *a))
     records = grid.run(grid.plan(["toy"], "toy-teacher", ["tinytransformer"], ["kd-t2", "mic-ce"], (0,), preset,
                                  options=settings.options), jobs=1)
     by = {r["distiller"]: r for r in records}
