@@ -479,8 +479,8 @@ class MoabbDataset(Dataset):
                   "splits": {str(s): sp for s, sp in split_of.items()}, "moabb": _moabb_version(),
                   "scale": f"uV/{pp.UV_DIVISOR}", "sfreq": pp.TARGET_SFREQ}
         skipped = [s for s in missing if s not in present]
-        return pp.cached_build(self.name, files, params,
-                               lambda: self._build(root, present, skipped, split_of, files), cache_dir)
+        return pp.cached_stream(self.name, files, params,
+                                lambda stack: self._build(root, present, skipped, split_of, files, stack), cache_dir)
 
     def prepare(self, ds: Any) -> None:
         """Settle what depends on the MOABB dataset object before epoching (fixed recipes: nothing)."""
@@ -526,11 +526,12 @@ class MoabbDataset(Dataset):
                 yield SubjectWindows(self.subject_format.format(s), split_of[s], X[..., :n], y, list(epochs.ch_names))
 
     def _build(self, root: Path, present: list[Any], skipped: list[Any], split_of: dict[Any, str],
-               files: list[pp.SourceFile]) -> EEGWindows:
+               files: list[pp.SourceFile], stack: pp.WindowStack) -> EEGWindows:
+        """Stream one subject at a time into ``stack`` (the on-disk window store)."""
         log = pp.SkipLog(self.name)
         if skipped:
             log.remark(f"subject(s) {subject_ranges(skipped)} not downloaded; loaded {len(present)} subject(s)")
-        stack = pp.WindowStack()
+        stack.expect(len(present))
         ch_names: list[str] | None = None
         for sub in self.iter_subjects(root, present, split_of, log):
             if ch_names is None:
