@@ -34,17 +34,8 @@ from eegkd_bench.plugins import get_registry
 from eegkd_bench.registry import Registry
 from eegkd_bench.results import SCHEMA_VERSION, ResultStore, versions
 from eegkd_bench.storage import atomic_write_text, stable_hash
-from eegkd_bench.teachers import (
-    OnlineTeacher,
-    PreparedTeacher,
-    TeacherOutputs,
-    checkpoint_init,
-    prepare_teacher,
-    scratch_dir,
-    split_digest,
-    teacher_outputs,
-    teacher_target,
-)
+from eegkd_bench.teacher_outputs import OnlineTeacher, TeacherOutputs, scratch_dir, teacher_outputs, teacher_target
+from eegkd_bench.teachers import PreparedTeacher, checkpoint_init, prepare_teacher, split_digest
 from eegkd_bench.training import TrainConfig, evaluate, fit
 from eegkd_bench.weights import save_weights
 
@@ -99,7 +90,7 @@ class RunContext:
     data_dir: str | None = None
     latency: bool = True
     #: "on" (True), "off" (False: run the teacher on every batch) or "auto" (decided per teacher and
-    #: device before the grid starts, see :func:`eegkd_bench.teachers.measure_teacher_cache`)
+    #: device before the grid starts, see :func:`eegkd_bench.teacher_outputs.measure_teacher_cache`)
     teacher_cache: bool | str = True
     device: str = "cpu"  # where models train and the teacher runs (resolved: cpu, cuda:N, mps)
     device_request: str = "cpu"  # as asked (auto, cuda, ...): cluster jobs resolve it on their own node

@@ -28,7 +28,8 @@ from eegkd_bench.errors import DataUnavailable, DiskSpaceError, UserError
 from eegkd_bench.plugins import core_distribution
 from eegkd_bench.presets import Preset
 from eegkd_bench.registry import Registry
-from eegkd_bench.teachers import measure_teacher_cache, outputs_key, teacher_info, teacher_key
+from eegkd_bench.teacher_outputs import measure_teacher_cache, outputs_key
+from eegkd_bench.teachers import teacher_info, teacher_key
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ def preflight_plan(registry: Registry, plan: GridPlan, ctx: RunContext | None = 
     """Preflight the plan's cells, decide the teacher cache, check the disk space; fills ``plan.groups``.
 
     With ``ctx.teacher_cache == "auto"`` each (teacher, input shape, device) is measured once
-    (:func:`~eegkd_bench.teachers.measure_teacher_cache`, with the ``threads`` a worker gets) and
+    (:func:`~eegkd_bench.teacher_outputs.measure_teacher_cache`, with the ``threads`` a worker gets) and
     the decision is kept in ``ctx.cache_choices``; a cache that would not fit on the disk is then
     not used. With ``"on"``, a cache that would not fit stops the grid (:class:`DiskSpaceError`).
     """

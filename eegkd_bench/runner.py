@@ -14,7 +14,7 @@ from eegkd_bench.executors.pool import usable_cores
 from eegkd_bench.plan import GridPlan, make_plan, preflight_plan
 from eegkd_bench.presets import Preset
 from eegkd_bench.registry import Registry
-from eegkd_bench.teachers import clean_scratch
+from eegkd_bench.teacher_outputs import clean_scratch
 
 
 class Grid:

@@ -214,7 +214,7 @@ def test_variant_records_carry_base_options_and_label(tmp_path, monkeypatch):
     """A config variant (kd-t2) and a plugin variant (mic-ce) run through the grid under their own names."""
     from test_teacher_cache import CFG, _toy_registry
 
-    import eegkd_bench.teachers as teachers
+    import eegkd_bench.teacher_outputs as outputs_mod
     from eegkd_bench.cell import make_context
     from eegkd_bench.plugins import get_registry
     from eegkd_bench.progress import PlainReporter
@@ -228,8 +228,8 @@ def test_variant_records_carry_base_options_and_label(tmp_path, monkeypatch):
     preset = dataclasses.replace(PRESETS["quick"], teacher_cfg=CFG, student_cfg=TrainConfig(epochs=1, batch_size=16))
     grid = Grid(reg, ctx, PlainReporter(total=2, stream=io.StringIO()))
     passes: list[set[str]] = []
-    real = teachers._compute_outputs
-    monkeypatch.setattr(teachers, "_compute_outputs",
+    real = outputs_mod._compute_outputs
+    monkeypatch.setattr(outputs_mod, "_compute_outputs",
                         lambda m, X, names, *a: passes.append(set(names)) or real(m, X, names, *a))
     records = grid.run(grid.plan(["toy"], "toy-teacher", ["tinytransformer"], ["kd-t2", "mic-ce"], (0,), preset,
                                  options=settings.options), jobs=1)

@@ -148,10 +148,10 @@ def test_a_memmapped_dataset_trains_and_evaluates_without_a_copy(tmp_path, metho
 def test_dlink_cache_is_summaries_plus_one_routed_layer(tmp_path):
     """About 1/L of caching every layer: (N, L, D) summaries + one (N, C, P, D) target, no layer files."""
     from eegkd_bench.cell import CellSpec, execute_cell, make_context
-    import eegkd_bench.teachers as teachers
+    import eegkd_bench.teacher_outputs as outputs_mod
 
     sizes = {}
-    real = teachers.teacher_target
+    real = outputs_mod.teacher_target
 
     def spy(teacher, X, layers, derive, folder, **kw):
         out = real(teacher, X, layers, derive, folder, **kw)

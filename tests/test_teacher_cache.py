@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from eegkd_bench.api import EEGWindows, InputSpec, ModelOutput, TeacherModel
-from eegkd_bench.teachers import OnlineTeacher, prepare_teacher, teacher_outputs
+from eegkd_bench.teacher_outputs import OnlineTeacher, teacher_outputs
+from eegkd_bench.teachers import prepare_teacher
 from eegkd_bench.training import TrainConfig, augment_batch
 
 CALLS = {"build": 0}
@@ -157,20 +158,20 @@ def _toy_registry():
 
 def test_grid_computes_each_teachers_outputs_once_for_all_its_distillers(tmp_path, monkeypatch):
     """Distillers asking for different teacher outputs share one pass of the teacher over the train split."""
-    import eegkd_bench.teachers as teachers
+    import eegkd_bench.teacher_outputs as outputs_mod
     from eegkd_bench.progress import PlainReporter
     from eegkd_bench.cell import make_context
     from eegkd_bench.presets import PRESETS
     from eegkd_bench.runner import Grid
 
     passes: list[set[str]] = []
-    real_compute = teachers._compute_outputs
+    real_compute = outputs_mod._compute_outputs
 
     def counting(model, X, names, *args, **kwargs):
         passes.append(set(names))
         return real_compute(model, X, names, *args, **kwargs)
 
-    monkeypatch.setattr(teachers, "_compute_outputs", counting)
+    monkeypatch.setattr(outputs_mod, "_compute_outputs", counting)
     reg = _toy_registry()
     ctx = make_context(tmp_path / "results", tmp_path / "cache", None, latency=False)
     preset = dataclasses.replace(PRESETS["quick"], teacher_cfg=CFG, student_cfg=TrainConfig(epochs=1, batch_size=16))
