@@ -85,6 +85,22 @@ def test_backbone_and_head_parameter_counts(full):
     # flatten head: 17600*800+800 + 800*200+200 + 200*4+4
     assert full.head_params == 17600 * 800 + 800 + 800 * 200 + 200 + 200 * 4 + 4 == 14_241_804
     assert cb.cbramod(BCI, head="avgpool").head_params == 200 * 4 + 4
+    assert cb.cbramod(BCI, head="chanpool").head_params == 22 * 200 * 4 + 4
+
+
+def test_chanpool_head_keeps_channels(mini):
+    model = cb.cbramod_mini(BCI, head="chanpool").eval()
+    x = torch.randn(2, 22, 800)
+    with torch.no_grad():
+        out = model.forward_features(x)
+        # swapping two channels' features changes the chanpool embedding, not the avgpool one
+        h = out.features["layer_4"]
+        swapped = h[:, [1, 0] + list(range(2, 22))]
+        emb, emb_swapped = model.head(h)[1], model.head(swapped)[1]
+    torch.testing.assert_close(out.embedding, h.mean(dim=2).flatten(1))
+    assert out.logits.shape == (2, 4) and out.embedding.shape == (2, 22 * 64)
+    assert not torch.allclose(emb, emb_swapped)
+    torch.testing.assert_close(mini.head(h)[1], mini.head(swapped)[1])
 
 
 def test_mini_sizes(mini):

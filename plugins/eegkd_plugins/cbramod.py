@@ -20,15 +20,19 @@ parameter names and shapes match it, so the official
 Downstream heads (``models/model_for_*.py``): ``flatten`` is the official
 default ``all_patch_reps`` head (flatten every patch, C*P*D -> P*D -> D -> n
 with ELU and dropout), ``avgpool`` is the official ``avgpooling_patch_reps``
-(mean over channels and patches, D -> n).
+(mean over channels and patches, D -> n). ``chanpool`` is our reading, not in the release:
+mean over patches only, then a dropout and one linear layer over the flattened channels x width
+(C*D -> n). Averaging over channels as ``avgpool`` does erases which electrode carries a rhythm
+(lateralised mu desynchronisation, frontal alpha asymmetry), the information the simulated
+paradigms hide their labels in; ``chanpool`` keeps it at C*D*n head parameters.
 
 ``cbramod-mini`` is our reading of a small member of the same family: the same
 layer types at d_model 64, feed-forward 128, 4 heads (2 per branch), 4 layers,
 with 8 conv filters x 8 positions in the patch embedding.
 
 ``cbramod-sim`` keeps CBraMod's full width (d_model 200, feed-forward 800, 8
-heads, 25 x 8 conv features) in 4 layers: the teacher of the simulated
-benchmarks, over 10x the FLOPs of their EEGNet student. It registers the
+heads, 25 x 8 conv features) in 4 layers with the ``chanpool`` head: the teacher of the
+simulated benchmarks, over 10x the FLOPs of their EEGNet student. It registers the
 checkpoint ``sim-pretrained`` (``checkpoints/cbramod-sim.pt``): this backbone
 pretrained by masked-patch reconstruction on simulated EEG only, not an
 official CBraMod release.
@@ -50,7 +54,7 @@ from eegkd_bench.api import InputSpec, ModelOutput, Option, TeacherModel, UserEr
 
 PATCH_SIZE = 200  # samples per patch: 1 s at the 200 Hz of the CBraMod recipe
 SFREQ = 200.0
-HEADS = ("flatten", "avgpool")
+HEADS = ("flatten", "avgpool", "chanpool")
 WEIGHTS_URL = "https://huggingface.co/weighting666/CBraMod"
 #: cbramod-sim pretrained by ``eegkd-bench pretrain`` on the simulated corpus (command and loss curve in
 #: the .json sidecar beside it; docs/pretraining.md). Shipped as package data.
@@ -216,6 +220,19 @@ class AvgPoolHead(nn.Module):
         return self.out(emb), emb
 
 
+class ChanPoolHead(nn.Module):
+    """Our reading: mean over patches, keep channels, C*D -> n_classes."""
+
+    def __init__(self, n_channels: int, d_model: int, n_classes: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(n_channels * d_model, n_classes)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = h.mean(dim=2).flatten(1)
+        return self.out(self.dropout(emb)), emb
+
+
 class CBraModTeacher(TeacherModel):
     """CBraMod backbone + downstream head; ``layer_i`` taps are the criss-cross layer outputs."""
 
@@ -236,6 +253,8 @@ class CBraModTeacher(TeacherModel):
         if head == "flatten":
             self.head: nn.Module = FlattenHead(spec.n_channels, self.n_patches, cfg.d_model, spec.n_classes,
                                                float(dropout))
+        elif head == "chanpool":
+            self.head = ChanPoolHead(spec.n_channels, cfg.d_model, spec.n_classes, float(dropout))
         else:
             self.head = AvgPoolHead(cfg.d_model, spec.n_classes)
         self.feature_names = tuple(f"layer_{i + 1}" for i in range(cfg.n_layer))
@@ -407,12 +426,13 @@ def _options(name: str, options: dict[str, Any], declared: dict[str, Option]) ->
 
 
 def _head_options(head: str) -> dict[str, Option]:
-    return {"head": Option(head, "downstream classification head", choices=HEADS),
+    return {"head": Option(head, "downstream classification head: flatten (release default), avgpool (mean over "
+                                 "channels and patches), chanpool (mean over patches, channels kept)", choices=HEADS),
             "dropout": Option(0.1, "dropout of the classification head")}
 
 
 OPTIONS = {"cbramod": _head_options("flatten"), "cbramod-mini": _head_options("avgpool"),
-           "cbramod-sim": _head_options("avgpool")}
+           "cbramod-sim": _head_options("chanpool")}
 
 
 def cbramod(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> CBraModTeacher:
@@ -434,7 +454,7 @@ def cbramod_mini(spec: InputSpec, checkpoint: str | None = None, **options: Any)
 
 
 def cbramod_sim(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> CBraModTeacher:
-    """CBraMod at full width in 4 layers (d_model 200, feed-forward 800) with the average-pooling head."""
+    """CBraMod at full width in 4 layers (d_model 200, feed-forward 800) with the channel-keeping head."""
     opts = _options("cbramod-sim", options, OPTIONS["cbramod-sim"])
     model = CBraModTeacher(spec, SIM, head=opts["head"], dropout=opts["dropout"], name="cbramod-sim")
     if checkpoint:
@@ -451,6 +471,6 @@ def eegkd_register_teachers(register: Any) -> None:
              "d_model 64, average-pooling head; trains in seconds on a CPU", family="cbramod", layers=4,
              options=OPTIONS["cbramod-mini"])
     register("cbramod-sim", cbramod_sim, description="CBraMod at full width in 4 layers (d_model 200, ~1.7M "
-             "backbone params), average-pooling head; the simulated benchmarks' teacher, with a checkpoint "
+             "backbone params), channel-keeping head (chanpool); the simulated benchmarks' teacher, with a checkpoint "
              "pretrained on simulated EEG (sim-pretrained)", family="cbramod", layers=4,
              checkpoints={"sim-pretrained": str(SIM_CHECKPOINT)}, options=OPTIONS["cbramod-sim"])
