@@ -1,6 +1,7 @@
 """Named run recipes (``--preset``) and the seed syntax of ``--seeds``."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from eegkd_bench.errors import UserError
@@ -26,35 +27,32 @@ class Preset:
     teacher_checkpoint: str | None = None
 
 
+_QUICK = Preset(
+    name="quick",
+    methods="none,kd,dlink",
+    students="eegnet",
+    teacher="cbramod-sim",
+    teacher_checkpoint="sim-pretrained",
+    datasets="all",
+    seeds=(0,),
+    # sized so the whole quick grid (4 teacher fine-tunings + 12 cells) stays under 5 minutes on 2 cores
+    teacher_cfg=TrainConfig(epochs=3, batch_size=16, lr=1e-3, weight_decay=5e-2),
+    student_cfg=TrainConfig(epochs=6, batch_size=8, lr=3e-3, weight_decay=1e-2),
+    simulated_only=True,
+    jobs=2,
+    description="the embedded simulated benchmarks end to end in minutes on 2 CPU cores "
+                "(cbramod-sim teacher from the sim-pretrained checkpoint)",
+)
+
 PRESETS: dict[str, Preset] = {
-    "quick": Preset(
-        name="quick",
-        methods="none,kd,dlink",
-        students="eegnet",
-        teacher="cbramod-sim",
-        teacher_checkpoint="sim-pretrained",
-        datasets="all",
-        seeds=(0,),
-        # sized so the whole quick grid (4 teacher fine-tunings + 12 cells) stays under 5 minutes on 2 cores
-        teacher_cfg=TrainConfig(epochs=3, batch_size=16, lr=1e-3, weight_decay=5e-2),
-        student_cfg=TrainConfig(epochs=6, batch_size=8, lr=3e-3, weight_decay=1e-2),
-        simulated_only=True,
-        jobs=2,
-        description="the embedded simulated benchmarks end to end in minutes on 2 CPU cores "
-                    "(cbramod-sim teacher from the sim-pretrained checkpoint)",
-    ),
-    "sim": Preset(
+    "quick": _QUICK,
+    # the quick recipes, with enough seeds, methods and students for paired tests
+    "sim": dataclasses.replace(
+        _QUICK,
         name="sim",
         methods="none,kd,fitnets,rkd,dlink,dlink-norouter,dlink-nospec,dlink-nomic",
         students="eegnet,shallowconvnet",
-        teacher="cbramod-sim",
-        teacher_checkpoint="sim-pretrained",
-        datasets="all",
         seeds=(0, 1, 2, 3, 4),
-        teacher_cfg=TrainConfig(epochs=3, batch_size=16, lr=1e-3, weight_decay=5e-2),
-        student_cfg=TrainConfig(epochs=6, batch_size=8, lr=3e-3, weight_decay=1e-2),
-        simulated_only=True,
-        jobs=2,
         description="method comparison on the simulated benchmarks: 5 seeds, DLink and its ablations against "
                     "KD/FitNets/RKD, two students (paired tests over datasets x seeds)",
     ),
