@@ -435,31 +435,28 @@ OPTIONS = {"cbramod": _head_options("flatten"), "cbramod-mini": _head_options("a
            "cbramod-sim": _head_options("chanpool")}
 
 
-def cbramod(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> CBraModTeacher:
-    """Full CBraMod (12 layers, d_model 200) with the official flatten head by default."""
-    opts = _options("cbramod", options, OPTIONS["cbramod"])
-    model = CBraModTeacher(spec, FULL, head=opts["head"], dropout=opts["dropout"], name="cbramod")
+def _build(name: str, cfg: CBraModConfig, spec: InputSpec, checkpoint: str | None,
+           options: dict[str, Any]) -> CBraModTeacher:
+    opts = _options(name, options, OPTIONS[name])
+    model = CBraModTeacher(spec, cfg, head=opts["head"], dropout=opts["dropout"], name=name)
     if checkpoint:
         model.load_pretrained(checkpoint)
     return model
+
+
+def cbramod(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> CBraModTeacher:
+    """Full CBraMod (12 layers, d_model 200) with the official flatten head by default."""
+    return _build("cbramod", FULL, spec, checkpoint, options)
 
 
 def cbramod_mini(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> CBraModTeacher:
     """A small CBraMod (4 layers, d_model 64) with the average-pooling head by default."""
-    opts = _options("cbramod-mini", options, OPTIONS["cbramod-mini"])
-    model = CBraModTeacher(spec, MINI, head=opts["head"], dropout=opts["dropout"], name="cbramod-mini")
-    if checkpoint:
-        model.load_pretrained(checkpoint)
-    return model
+    return _build("cbramod-mini", MINI, spec, checkpoint, options)
 
 
 def cbramod_sim(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> CBraModTeacher:
     """CBraMod at full width in 4 layers (d_model 200, feed-forward 800) with the channel-keeping head."""
-    opts = _options("cbramod-sim", options, OPTIONS["cbramod-sim"])
-    model = CBraModTeacher(spec, SIM, head=opts["head"], dropout=opts["dropout"], name="cbramod-sim")
-    if checkpoint:
-        model.load_pretrained(checkpoint)
-    return model
+    return _build("cbramod-sim", SIM, spec, checkpoint, options)
 
 
 @hookimpl
