@@ -313,7 +313,7 @@ def cache_bytes_needed(plan: GridPlan, ctx: RunContext, reads: dict[CellSpec, Ce
         if group.outputs:
             folder = ctx.cache_dir / "teacher_outputs" / outputs_key(
                 teacher_key(cell.teacher, dict(cell.teacher_options), teacher_init_of(cell.teacher_checkpoint),
-                            windows, cell.seed, cell.teacher_cfg, 0.1, True, teacher_provenance(cell)),
+                            windows, cell.seed, cell.teacher_cfg, provenance=teacher_provenance(cell)),
                 (n_train, *windows.X.shape[1:]), data_checksum=windows.checksum)
             sizes = {n: b for c in group.cells if c in reads for n, b in reads[c].outputs}
             total += sum(sizes.get(n, 0) * n_train for n in group.outputs if not (folder / f"{n}.npy").exists())

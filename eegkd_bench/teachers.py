@@ -31,10 +31,13 @@ from eegkd_bench.training import ProgressFn, TrainConfig, evaluate, fit
 TEACHER_FORMAT = 1
 
 
+#: label smoothing of teacher fine-tuning (the CBraMod downstream recipe)
+LABEL_SMOOTHING = 0.1
+
 class FineTune(nn.Module):
     """Wraps a teacher for supervised fine-tuning (CBraMod recipe: CE with label smoothing)."""
 
-    def __init__(self, teacher: nn.Module, label_smoothing: float = 0.1) -> None:
+    def __init__(self, teacher: nn.Module, label_smoothing: float = LABEL_SMOOTHING) -> None:
         super().__init__()
         self.teacher = teacher
         self.label_smoothing = label_smoothing
@@ -72,7 +75,7 @@ def teacher_info(name: str, model: TeacherModel, spec: InputSpec) -> TeacherInfo
 
 
 def teacher_key(name: str, options: dict[str, Any], init_source: str, windows: EEGWindows, seed: int,
-                cfg: TrainConfig, label_smoothing: float, finetune: bool,
+                cfg: TrainConfig, label_smoothing: float = LABEL_SMOOTHING, finetune: bool = True,
                 provenance: dict[str, str] | None = None) -> str:
     """Cache key of a fine-tuned teacher (``provenance``: the packages, with versions, that build it)."""
     return stable_hash({
@@ -152,7 +155,7 @@ def prepare_teacher(
     cache_dir: Path,
     options: dict[str, Any] | None = None,
     checkpoint: str | None = None,
-    label_smoothing: float = 0.1,
+    label_smoothing: float = LABEL_SMOOTHING,
     finetune: bool = True,
     progress: ProgressFn | None = None,
     device: str = "cpu",
