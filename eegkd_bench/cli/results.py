@@ -4,14 +4,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from eegkd_bench.cli.common import EXIT_OK, check_result_dirs, command_line, load_windows, write_board
 from eegkd_bench.errors import UserError
 
 
-def cmd_leaderboard(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from eegkd_bench.leaderboard import merge_result_dirs, render
+def _read_records(args: argparse.Namespace) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The records of ``--results`` directories, merged (conflicts are warnings), ``--latest`` applied."""
+    from eegkd_bench.leaderboard import merge_result_dirs
     from eegkd_bench.results import latest_records
 
     dirs = [Path(d) for d in args.results]
@@ -19,7 +20,13 @@ def cmd_leaderboard(args: argparse.Namespace, argv: Sequence[str]) -> int:
     records, conflicts = merge_result_dirs(dirs)
     for msg in conflicts:
         print(f"warning: {msg}", file=sys.stderr)
-    records = latest_records(records) if args.latest else records
+    return dirs, latest_records(records) if args.latest else records
+
+
+def cmd_leaderboard(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from eegkd_bench.leaderboard import render
+
+    dirs, records = _read_records(args)
     if not records:
         raise UserError(f"no result records in {', '.join(map(str, dirs))}; run eegkd-bench run first")
     print(render(records, args.format, command=command_line(argv), reference=args.reference))
@@ -55,15 +62,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from eegkd_bench.leaderboard import export_records, merge_result_dirs
-    from eegkd_bench.results import latest_records
+    from eegkd_bench.leaderboard import export_records
 
-    dirs = [Path(d) for d in args.results]
-    check_result_dirs(dirs)
-    records, conflicts = merge_result_dirs(dirs)
-    for msg in conflicts:
-        print(f"warning: {msg}", file=sys.stderr)
-    records = latest_records(records) if args.latest else records
+    _, records = _read_records(args)
     if args.format == "parquet" and not args.out:
         raise UserError("--format parquet needs --out FILE.parquet")
     if args.out:
