@@ -213,6 +213,9 @@ class Dataset:
     n_channels: ClassVar[int] = 0
     window_s: ClassVar[float] = 0.0  # window length in seconds after preprocessing
     sfreq: ClassVar[float] = 200.0  # sampling rate after preprocessing
+    #: constructor keywords a run may set (``--set NAME.OPTION=VALUE``): ``{name: Option or default}``;
+    #: the factory is called with every one, resolved. The windows' checksum must reflect them.
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def availability(self, data_dir: str | None = None) -> Availability:
         """Report whether the data is on disk (never downloads, never touches the network)."""

@@ -64,15 +64,30 @@ class CellSpec:
     distiller_base: str = ""
     #: (part, "<distribution> <version>") of the core and of each component's package
     provenance: tuple[tuple[str, str], ...] = ()
+    dataset_options: tuple[tuple[str, Any], ...] = ()  # resolved: every option the dataset declares, sorted
+    #: True when ``dataset_options`` are the dataset's declared defaults (see :meth:`dataset_key_options`)
+    dataset_defaults: bool = False
 
     def factory_name(self, kind: str) -> str:
         """The registered component that builds this cell's ``kind`` (teacher, student, distiller)."""
         return getattr(self, f"{kind}_base") or getattr(self, kind)
 
+    def dataset_key_options(self) -> dict[str, Any]:
+        """The dataset options that enter the cell and teacher keys: all of them unless they are the defaults.
+
+        Default options reach the keys through the data checksum (a dataset's checksum reflects its
+        options), so a run with the defaults keeps the keys of runs made before datasets had options.
+        """
+        return {} if self.dataset_defaults else dict(self.dataset_options)
+
     def identity(self) -> dict[str, Any]:
         """The fields that enter the cell key."""
         d = dataclasses.asdict(self)
         d.pop("teacher_checkpoint")  # the checkpoint's content (sha256) enters the key, not its path
+        for name in ("dataset_options", "dataset_defaults"):
+            d.pop(name)
+        if self.dataset_key_options():
+            d["dataset_options"] = self.dataset_key_options()
         d["teacher_cfg"], d["student_cfg"] = self.teacher_cfg.as_dict(), self.student_cfg.as_dict()
         return d
 
@@ -213,7 +228,7 @@ def execute_cell(cell: CellSpec, ctx: RunContext, registry: Registry | None = No
     key = None
     try:
         if windows is None:
-            windows = load_dataset(registry, cell.dataset, ctx.data_dir, ctx.cache_dir)
+            windows = load_dataset(registry, cell.dataset, ctx.data_dir, ctx.cache_dir, dict(cell.dataset_options))
         init = teacher_init_of(cell.teacher_checkpoint)
         key = cell_key(cell, windows, init)
         base = base_record(cell, windows, key=key, teacher_init=init)
@@ -238,7 +253,8 @@ def prepare_cell_teacher(cell: CellSpec, ctx: RunContext, registry: Registry, wi
     prepared = prepare_teacher(registry.get("teachers", cell.factory_name("teacher")).factory, cell.teacher, windows,
                                seed=cell.seed, cfg=cell.teacher_cfg, cache_dir=ctx.cache_dir,
                                options=dict(cell.teacher_options), checkpoint=cell.teacher_checkpoint,
-                               progress=progress, device=ctx.device, provenance=teacher_provenance(cell))
+                               progress=progress, device=ctx.device, provenance=teacher_provenance(cell),
+                               dataset_options=cell.dataset_key_options())
     if outputs:
         teacher_outputs(prepared, windows.part("train")[0], set(outputs), ctx.cache_dir,
                         data_checksum=windows.checksum)
@@ -382,7 +398,7 @@ def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str |
         "config": {
             "teacher_cfg": cell.teacher_cfg.as_dict(), "student_cfg": cell.student_cfg.as_dict(),
             "teacher_options": dict(cell.teacher_options), "student_options": dict(cell.student_options),
-            "distiller_options": dict(cell.distiller_options),
+            "distiller_options": dict(cell.distiller_options), "dataset_options": dict(cell.dataset_options),
         },
         "versions": versions(),
         "provenance": dict(cell.provenance),

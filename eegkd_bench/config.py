@@ -2,7 +2,7 @@
 
 Every component declares its options with defaults (:class:`eegkd_bench.api.Option`); a run
 overrides them by name, ``NAME.OPTION = VALUE``, where NAME is a distiller, student or teacher
-(or a variant of one) or ``train`` / ``teacher_train`` for the two recipes. Sources apply in
+(or a variant of one), a dataset, or ``train`` / ``teacher_train`` for the two recipes. Sources apply in
 this order, each over the previous: the preset, the config file, the command-line flags, ``--set``.
 A variant is a registered component plus options, run and recorded under its own name.
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from eegkd_bench.api import Option, declared
+from eegkd_bench.data.catalog import make_dataset
 from eegkd_bench.errors import UserError
 from eegkd_bench.presets import PRESETS, Preset
 from eegkd_bench.registry import KINDS, SINGULAR, Entry, Registry
@@ -250,7 +251,7 @@ def kind_of(registry: Registry, name: str) -> str:
     if not kinds:
         known = sorted({n for k in KINDS for n in registry.names(k)} | set(RECIPES))
         raise UserError(f"unknown component {name!r}{_closest(name, known)}; expected a distiller, student, "
-                        "teacher, train or teacher_train (see eegkd-bench list)")
+                        "teacher, dataset, train or teacher_train (see eegkd-bench list)")
     if len(kinds) > 1:
         raise UserError(f"{name!r} is registered as both {' and '.join(SINGULAR[k] for k in kinds)}; "
                         "rename one of them")
@@ -293,11 +294,11 @@ def validate(registry: Registry, settings: Settings) -> Registry:
         kind = kind_of(registry, name)
         if kind == "recipe":
             continue
-        if kind == "datasets":
-            raise UserError(f"dataset {name!r} takes no options; datasets are configured by their plugin")
         opts = options_of(registry, kind, name)
         for option, value in values.items():
             check_value(name, option, value, opts, SINGULAR[kind])
+        if kind == "datasets":  # its constructor's range checks (a split that does not add up), before any load
+            make_dataset(registry, name, dict(resolve(registry, kind, name, settings.options).options))
     return registry
 
 
@@ -350,10 +351,6 @@ def show(registry: Registry, name: str, preset: str = "quick",
         opts = recipe_options(Settings(preset, options=dict(options or {})).recipe(name))
         what = "student" if name == "train" else "teacher fine-tuning"
         return [f"{name}: the {what} recipe (defaults of preset {preset})", *_option_rows(opts, {})]
-    if kind == "datasets":
-        entry = registry.get(kind, name)
-        return [f"dataset {name}: {entry.description}", f"  provided by {entry.distribution or entry.plugin}",
-                "  takes no options"]
     chain = registry.chain(kind, name)
     entry, root = chain[0], chain[-1]
     component = resolve(registry, kind, name, options)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eegkd_bench.api import EEGWindows
+from eegkd_bench.data.catalog import make_dataset
 from eegkd_bench.errors import UserError, one_line
 from eegkd_bench.registry import Registry
 from eegkd_bench.results import ResultStore
@@ -77,9 +78,9 @@ def load_cell_weights(store: ResultStore, record: dict[str, Any]) -> dict[str, A
     return payload
 
 
-def dataset_preprocessing(registry: Registry, name: str) -> dict[str, Any]:
-    """The preprocessing a dataset plugin declares (empty when it declares none)."""
-    dataset = registry.get("datasets", name).factory()
+def dataset_preprocessing(registry: Registry, name: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The preprocessing a dataset plugin declares, built with ``options`` (empty when it declares none)."""
+    dataset = make_dataset(registry, name, options)
     return dict(getattr(dataset, "preprocessing", dict)() or {})
 
 
@@ -217,7 +218,8 @@ def export_grid(cells: list[CellSpec], ctx: RunContext, registry: Registry, wind
         try:
             figures, folder = export_cell(record, load_cell_weights(ctx.results, record), w, registry,
                                           ctx.results.root / "exports",
-                                          preprocessing=dataset_preprocessing(registry, cell.dataset))
+                                          preprocessing=dataset_preprocessing(registry, cell.dataset,
+                                                                              dict(cell.dataset_options)))
             teacher = teacher_figures(prepare_cell_teacher(cell, ctx, registry, w), w, ctx.cache_dir)
         except Exception as exc:  # one cell that cannot ship does not stop the others
             failures.append(f"{cell.label()}: {one_line(exc)}")

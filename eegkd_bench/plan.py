@@ -46,7 +46,8 @@ class TeacherGroup:
     @staticmethod
     def key_of(cell: CellSpec) -> tuple[Any, ...]:
         """What identifies a cell's fine-tuned teacher."""
-        return (cell.dataset, cell.teacher, cell.seed, cell.teacher_options, cell.teacher_checkpoint, cell.teacher_cfg)
+        return (cell.dataset, cell.dataset_options, cell.teacher, cell.seed, cell.teacher_options,
+                cell.teacher_checkpoint, cell.teacher_cfg)
 
     @property
     def cell(self) -> CellSpec:
@@ -97,8 +98,9 @@ def grid_cells(registry: Registry, dataset: str, teacher: str, students: list[st
                options: Mapping[str, Mapping[str, Any]] | None = None) -> list[CellSpec]:
     """The cells of one dataset, each component with its resolved options and the packages that provide it."""
     t = resolve(registry, "teachers", teacher, options)
-    core = [("core", core_distribution()), ("dataset", registry.get("datasets", dataset).distribution),
-            ("teacher", t.provenance)]
+    d = resolve(registry, "datasets", dataset, options)
+    d_defaults = d.options == resolve(registry, "datasets", dataset).options
+    core = [("core", core_distribution()), ("dataset", d.provenance), ("teacher", t.provenance)]
     cells = []
     for seed in seeds:
         for s in (resolve(registry, "students", name, options) for name in students):
@@ -108,7 +110,8 @@ def grid_cells(registry: Registry, dataset: str, teacher: str, students: list[st
                     teacher_checkpoint, teacher_options=t.options, student_options=s.options,
                     distiller_options=m.options, teacher_base=_base(t), student_base=_base(s),
                     distiller_base=_base(m),
-                    provenance=tuple(core + [("student", s.provenance), ("distiller", m.provenance)])))
+                    provenance=tuple(core + [("student", s.provenance), ("distiller", m.provenance)]),
+                    dataset_options=d.options, dataset_defaults=d_defaults))
     return cells
 
 
@@ -136,7 +139,8 @@ def make_plan(registry: Registry, ctx: RunContext, reporter: Any, datasets: list
                            teacher_checkpoint=teacher_checkpoint, options=options)
         try:
             reporter.message(f"loading dataset {ds} …")
-            windows = load_dataset(registry, ds, ctx.data_dir, ctx.cache_dir)
+            windows = load_dataset(registry, ds, ctx.data_dir, ctx.cache_dir,
+                                   dict(resolve(registry, "datasets", ds, options).options))
         except DataUnavailable as exc:
             plan.skipped.extend((c, f"skipped: {ds} {exc}") for c in cells)
             continue
@@ -313,7 +317,8 @@ def cache_bytes_needed(plan: GridPlan, ctx: RunContext, reads: dict[CellSpec, Ce
         if group.outputs:
             folder = ctx.cache_dir / "teacher_outputs" / outputs_key(
                 teacher_key(cell.teacher, dict(cell.teacher_options), teacher_init_of(cell.teacher_checkpoint),
-                            windows, cell.seed, cell.teacher_cfg, provenance=teacher_provenance(cell)),
+                            windows, cell.seed, cell.teacher_cfg, provenance=teacher_provenance(cell),
+                            dataset_options=cell.dataset_key_options()),
                 (n_train, *windows.X.shape[1:]), data_checksum=windows.checksum)
             sizes = {n: b for c in group.cells if c in reads for n, b in reads[c].outputs}
             total += sum(sizes.get(n, 0) * n_train for n in group.outputs if not (folder / f"{n}.npy").exists())

@@ -76,13 +76,14 @@ def teacher_info(name: str, model: TeacherModel, spec: InputSpec) -> TeacherInfo
 
 def teacher_key(name: str, options: dict[str, Any], init_source: str, windows: EEGWindows, seed: int,
                 cfg: TrainConfig, label_smoothing: float = LABEL_SMOOTHING, finetune: bool = True,
-                provenance: dict[str, str] | None = None) -> str:
-    """Cache key of a fine-tuned teacher (``provenance``: the packages, with versions, that build it)."""
+                provenance: dict[str, str] | None = None, dataset_options: dict[str, Any] | None = None) -> str:
+    """Cache key of a fine-tuned teacher (``provenance``: the packages, with versions, that build it;
+    ``dataset_options``: the dataset's options when they are not its defaults)."""
     return stable_hash({
         "format": TEACHER_FORMAT, "teacher": name, "options": options, "init": init_source,
         "dataset": windows.name, "data_checksum": windows.checksum, "split": split_digest(windows),
         "seed": seed, "recipe": cfg.as_dict(), "label_smoothing": label_smoothing, "finetune": finetune,
-        "provenance": provenance or {},
+        "provenance": provenance or {}, **({"dataset_options": dataset_options} if dataset_options else {}),
     })[:24]
 
 
@@ -160,6 +161,7 @@ def prepare_teacher(
     progress: ProgressFn | None = None,
     device: str = "cpu",
     provenance: dict[str, str] | None = None,
+    dataset_options: dict[str, Any] | None = None,
 ) -> PreparedTeacher:
     """Return the fine-tuned teacher for (teacher, dataset, seed, recipe), from cache when possible.
 
@@ -168,7 +170,8 @@ def prepare_teacher(
     options = dict(options or {})
     spec = windows.input_spec()
     init_source = checkpoint_init(checkpoint) if checkpoint and Path(checkpoint).is_file() else "random"
-    key = teacher_key(name, options, init_source, windows, seed, cfg, label_smoothing, finetune, provenance)
+    key = teacher_key(name, options, init_source, windows, seed, cfg, label_smoothing, finetune, provenance,
+                      dataset_options)
     folder = cache_dir / "teachers" / key
     with file_lock(cache_dir / "teachers" / f"{key}.lock"):
         torch.manual_seed(seed)

@@ -93,7 +93,14 @@ def test_set_splits_name_option_value():
     ("train.lrr=1e-3", "unknown option 'lrr' of recipe train (did you mean 'lr'?)"),
     ("train.schedule=linear", "not one of 'cosine', 'constant'"),
     ("kdd.alpha=0.5", "unknown component 'kdd' (did you mean 'kd'?)"),
-    ("sim-mi.noise=1", "dataset 'sim-mi' takes no options"),
+    ("sim-mi.noise=1", "unknown option 'noise' of dataset sim-mi; options: n_subjects, seed, split"),
+    ("sim-mi.n_subject=24", "unknown option 'n_subject' of dataset sim-mi (did you mean 'n_subjects'?)"),
+    ("sim-mi.n_subjects=2.5", "sim-mi.n_subjects = 2.5 has the wrong type; expected an integer"),
+    ("sim-mi.split=8", "sim-mi.split = 8 has the wrong type; expected a list"),
+    ("sim-mi.split=[1, 1, 1.5]", "sim-mi: split=[1, 1, 1.5]; expected three positive integers"),
+    ("sim-mi.n_subjects=2", "sim-mi: n_subjects=2 is too small"),
+    ("sim-mi.use_cache=false", "unknown option 'use_cache' of dataset sim-mi"),  # changes no result: not keyed
+    ("tuev.window_s=5", "unknown option 'window_s': dataset tuev declares no options"),
     ("labram-mini.ch_names=T7", "expected a list"),
     ("teacher_train.epochs=0", "invalid teacher_train.epochs = 0; expected 1 or more"),
 ])
@@ -316,3 +323,94 @@ def test_dlink_ablations_are_variants_of_dlink():
         entry = reg.get("distillers", name)
         assert entry.base == "dlink" and entry.factory is reg.get("distillers", "dlink").factory
         assert dict(resolve(reg, "distillers", name).options)[option] == value
+
+
+# ------------------------------------------------------------------ dataset options
+class ToyData:
+    """A dataset factory that declares options (only its declaration and constructor are used)."""
+
+    defaults = {"n_subjects": Option(6, "subjects"), "split": Option(None, "subjects per split", type=list)}
+
+    def __init__(self, n_subjects: int = 6, split: list[int] | None = None) -> None:
+        self.n_subjects, self.split = n_subjects, split
+
+
+def _data_cell(**options):
+    reg = _registry()
+    reg.add(Entry("datasets", "toyopt", ToyData, "p", distribution="data 1.0"))
+    cell, = grid_cells(validate(reg, Settings(options=options)), "toyopt", "tt", ["ss"], ["soft"], (0,),
+                       PRESETS["quick"], options=options)
+    return cell
+
+
+def test_dataset_options_enter_the_cell_and_teacher_keys_and_the_record():
+    from eegkd_bench.cell import base_record
+
+    w, cfg = _windows(), TrainConfig(epochs=1)
+    default, explicit, more = _data_cell(), _data_cell(toyopt={"n_subjects": 6}), _data_cell(toyopt={"n_subjects": 9})
+    # the same windows for all three: the options themselves, not only the data checksum, separate the cells
+    assert cell_key(default, w, "random") == cell_key(explicit, w, "random") != cell_key(more, w, "random")
+    assert cell_key(more, w, "random") != cell_key(_data_cell(toyopt={"split": [3, 3, 3]}), w, "random")
+    assert "dataset_options" not in default.identity()  # default options keep the keys they always had
+
+    def tkey(cell):
+        return teacher_key("tt", dict(cell.teacher_options), "random", w, 0, cfg, provenance=teacher_provenance(cell),
+                           dataset_options=cell.dataset_key_options())
+
+    assert tkey(default) == tkey(explicit) != tkey(more)
+    assert base_record(more)["config"]["dataset_options"] == {"n_subjects": 9, "split": None}
+    assert base_record(default)["config"]["dataset_options"] == {"n_subjects": 6, "split": None}
+
+
+def test_show_lists_a_simulated_datasets_options(capsys):
+    from eegkd_plugins.simulated import SimAbnormal, SimMotorImagery
+
+    assert main(["show", "sim-mi"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[3:]}
+    assert set(rows) == {"n_subjects", "trials_per_class", "seed", "split", "window_s"}
+    assert rows["n_subjects"].split()[1:3] == [str(SimMotorImagery.default_subjects), "integer"]
+    assert rows["trials_per_class"].split()[1] == str(SimMotorImagery.default_trials)
+    assert rows["window_s"].split()[1:3] == [str(float(SimMotorImagery.window_s)), "number"]
+    assert "list or none" in rows["split"] and "summing to n_subjects" in rows["split"]
+    assert main(["show", "sim-abnormal"]) == 0  # a subclass's own defaults
+    assert f"n_subjects        {SimAbnormal.default_subjects} " in capsys.readouterr().out
+    assert main(["show", "tuev"]) == 0 and "declares no options" in capsys.readouterr().out
+
+
+def test_set_dataset_option_changes_the_loaded_windows(tmp_path):
+    """--set sim-mi.* reaches the windows the grid loads, and those a worker process loads for a cell."""
+    from eegkd_bench.cell import make_context
+    from eegkd_bench.executors.pool import _worker_windows
+    from eegkd_bench.plan import make_plan
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.progress import PlainReporter
+
+    settings = settings_from(sets=["sim-mi.n_subjects=3", "sim-mi.trials_per_class=1", "sim-mi.split=[1, 1, 1]"])
+    reg = validate(get_registry(), settings)
+    ctx = make_context(tmp_path / "r", tmp_path / "c", None, latency=False)
+    plan = make_plan(reg, ctx, PlainReporter(stream=io.StringIO()), ["sim-mi"], "cbramod-sim", ["eegnet"], ["none"],
+                     (0,), PRESETS["quick"], options=settings.options)
+    w, = plan.windows.values()
+    assert sorted(set(w.subjects)) == ["S01", "S02", "S03"] and len(w.y) == 3 * len(w.class_names)
+    assert [len(set(w.subjects[w.split == s])) for s in ("train", "val", "test")] == [1, 1, 1]
+    cell, = plan.cells
+    assert dict(cell.dataset_options)["n_subjects"] == 3 and not cell.dataset_defaults
+    assert _worker_windows(cell, ctx, reg).checksum == w.checksum
+
+
+def test_dry_run_prints_the_datasets_options_and_loads_with_them(capsys, tmp_path, monkeypatch):
+    from eegkd_bench import plan
+
+    loaded = []
+    monkeypatch.setattr(plan, "load_dataset", lambda reg, name, d, c, options=None: loaded.append(options)
+                        or _sim_windows())
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[options.sim-mi]\nn_subjects = 9\nseed = 3\n')
+    code = main(["run", "--dry-run", "--config", str(cfg), "--results", str(tmp_path / "r"),
+                 "--cache-dir", str(tmp_path / "c"), "--datasets", "sim-mi", "--methods", "none",
+                 "--set", "sim-mi.n_subjects=6"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "dataset sim-mi: n_subjects=6 seed=3 split=none" in out  # --set over the file
+    assert loaded and loaded[0]["n_subjects"] == 6 and loaded[0]["seed"] == 3
+    assert not (tmp_path / "r").exists()

@@ -99,7 +99,8 @@ def test_load_goes_through_the_window_cache(tmp_path) -> None:  # type: ignore[n
 @pytest.mark.parametrize("kwargs, match", [
     ({"n_subjects": 2}, "n_subjects=2"),
     ({"trials_per_class": 0}, "trials_per_class=0"),
-    ({"n_subjects": 12, "split": (8, 2, 1)}, r"split=\(8, 2, 1\)"),
+    ({"n_subjects": 12, "split": (8, 2, 1)}, r"split=\[8, 2, 1\]"),
+    ({"n_subjects": 3, "split": (1, 1.0, 1)}, r"split=\[1, 1.0, 1\]; expected three positive integers"),
     ({"window_s": 0.1}, "window_s=0.1"),
 ])
 def test_bad_options_are_one_line_user_errors(kwargs: dict, match: str) -> None:

@@ -32,13 +32,15 @@ def command_line(argv: Sequence[str]) -> str:
     return "eegkd-bench " + " ".join(shlex.quote(a) for a in argv)
 
 
-def load_windows(reg: Any, name: str, data_dir: str | None, cache_dir: str | None) -> Any:
-    """Dataset ``name``'s windows from ``data_dir`` (default: $EEGKD_DATA) through the preprocessing cache."""
+def load_windows(reg: Any, name: str, data_dir: str | None, cache_dir: str | None,
+                 options: dict[str, Any] | None = None) -> Any:
+    """Dataset ``name``'s windows (built with ``options``) from ``data_dir`` (default: $EEGKD_DATA) through the
+    preprocessing cache."""
     from eegkd_bench.data.cache import default_cache_dir
     from eegkd_bench.data.catalog import load_dataset
 
     return load_dataset(reg, name, data_dir or os.environ.get("EEGKD_DATA"),
-                        Path(cache_dir) if cache_dir else default_cache_dir())
+                        Path(cache_dir) if cache_dir else default_cache_dir(), options)
 
 
 def check_result_dirs(dirs: list[Path]) -> None:

@@ -47,10 +47,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                        seed=args.seed)
     payload = load_cell_weights(store, record)
     reg = get_registry()
-    windows = load_windows(reg, record["dataset"], args.data_dir, args.cache_dir)
+    options = (record.get("config") or {}).get("dataset_options") or {}  # the options the cell ran with
+    windows = load_windows(reg, record["dataset"], args.data_dir, args.cache_dir, options)
     out = Path(args.out) if args.out else store.root / "exports"
     figures, folder = export_cell(record, payload, windows, reg, out,
-                                  preprocessing=dataset_preprocessing(reg, record["dataset"]))
+                                  preprocessing=dataset_preprocessing(reg, record["dataset"], options))
     store.put({**record, "export": figures})
     fp32, int8 = figures["fp32"], figures["int8"]
     print(f"exported {cell_label(record)} to {folder} (ONNX opset {figures['opset']})")

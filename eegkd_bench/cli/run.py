@@ -114,6 +114,7 @@ def _print_dry_run(reg: Any, plan: Any, ctx: Any) -> None:
     reasons = dict(plan.skipped)
     for cell in cells:
         print(f"would run  {cell.label()}" if cell not in reasons else f"would skip {cell.label()}: {reasons[cell]}")
+        print(f"    dataset {cell.dataset}: {describe(cell.dataset_options)}")
         for kind in ("distiller", "student", "teacher"):
             name, base = getattr(cell, kind), cell.factory_name(kind)
             what = f"{name} (variant of {base})" if base != name else name

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -109,9 +109,15 @@ def _instance_kind(registry: Registry, name: str) -> str:
         return "?"
 
 
-def load_dataset(registry: Registry, name: str, data_dir: str | None, cache_dir: Path) -> EEGWindows:
-    """Instantiate and load a registered dataset (raises DataUnavailable when absent)."""
-    dataset = registry.get("datasets", name).factory()
+def make_dataset(registry: Registry, name: str, options: Mapping[str, Any] | None = None) -> Any:
+    """A registered dataset built with ``options`` (resolved, see :func:`eegkd_bench.config.resolve`)."""
+    return registry.get("datasets", name).factory(**dict(options or {}))
+
+
+def load_dataset(registry: Registry, name: str, data_dir: str | None, cache_dir: Path,
+                 options: Mapping[str, Any] | None = None) -> EEGWindows:
+    """Instantiate a registered dataset with ``options`` and load it (raises DataUnavailable when absent)."""
+    dataset = make_dataset(registry, name, options)
     avail = dataset.availability(data_dir)
     if not avail.available:
         how = f"; {avail.how_to_get}" if avail.how_to_get else ""

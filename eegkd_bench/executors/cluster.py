@@ -78,7 +78,8 @@ def run_chunk(cells: Sequence[CellSpec], ctx: RunContext, threads: int,
         dataset = group.cell.dataset
         try:
             if dataset not in windows:
-                windows[dataset] = load_dataset(registry, dataset, ctx.data_dir, ctx.cache_dir)
+                windows[dataset] = load_dataset(registry, dataset, ctx.data_dir, ctx.cache_dir,
+                                                dict(group.cell.dataset_options))
         except Exception:
             continue  # each of its cells fails on its own and records why
         group.prepare(ctx, registry, windows[dataset])

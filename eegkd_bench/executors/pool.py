@@ -117,7 +117,7 @@ class _WorkerState:
 
 
 _WORKER = _WorkerState()
-_WORKER_WINDOWS: dict[tuple[str, str | None], EEGWindows] = {}
+_WORKER_WINDOWS: dict[tuple[Any, ...], EEGWindows] = {}
 
 
 def _worker_init(queue: Any, threads: int, runner_pid: int) -> None:
@@ -151,10 +151,11 @@ def _exit_with_parent(runner_pid: int) -> None:
 
 def _worker_windows(cell: CellSpec, ctx: RunContext, registry: Registry) -> EEGWindows:
     """Windows of a dataset, loaded once per worker process (workers run many cells of one dataset)."""
-    key = (cell.dataset, ctx.data_dir)
+    key = (cell.dataset, cell.dataset_options, ctx.data_dir)
     if key not in _WORKER_WINDOWS:
         _WORKER_WINDOWS.clear()  # keep at most one dataset in memory per worker
-        _WORKER_WINDOWS[key] = load_dataset(registry, cell.dataset, ctx.data_dir, ctx.cache_dir)
+        _WORKER_WINDOWS[key] = load_dataset(registry, cell.dataset, ctx.data_dir, ctx.cache_dir,
+                                            dict(cell.dataset_options))
     return _WORKER_WINDOWS[key]
 
 

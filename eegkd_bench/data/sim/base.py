@@ -9,11 +9,12 @@ Options, splits, checksums and caching then behave like the built-in ``sim-*`` d
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
-from eegkd_bench.api import Availability, Dataset, EEGWindows, UserError
+from eegkd_bench.api import Availability, Dataset, EEGWindows, Option, UserError
 from eegkd_bench.data.cache import cached_windows
 from eegkd_bench.storage import stable_hash
 from eegkd_bench.data.sim.head import (
@@ -40,6 +41,23 @@ MOTOR_AREAS = {
 }
 
 
+class _SimulatedOptions:
+    """``cls.defaults`` of a simulated dataset: read from the class, so a subclass's sizes stay its own."""
+
+    def __get__(self, instance: Any, owner: type["SimulatedDataset"]) -> dict[str, Option]:
+        per = "windows per subject (each subject has one class)" if owner.stratify_subjects else \
+            "windows of each class per subject"
+        return {
+            "n_subjects": Option(int(owner.default_subjects), "simulated subjects (at least 3: the splits are "
+                                 "subject-disjoint)"),
+            "trials_per_class": Option(int(owner.default_trials), per),
+            "seed": Option(0, "generator seed: another seed draws other subjects"),
+            "split": Option(None, "subjects per split [train, val, test], summing to n_subjects "
+                            "(none: the dataset's default proportions)", type=list),
+            "window_s": Option(float(owner.window_s), "window length in seconds (1 to 30)"),
+        }
+
+
 class SimulatedDataset(Dataset):
     """Base of the simulated benchmarks: options, splits, caching; subclasses generate one subject."""
 
@@ -49,6 +67,8 @@ class SimulatedDataset(Dataset):
     default_subjects: ClassVar[int] = 12
     default_trials: ClassVar[int] = 12
     stratify_subjects: ClassVar[bool] = False  # one class per subject (abnormal): split by class too
+    #: the options a run may set (``--set sim-mi.n_subjects=24``); ``use_cache`` is not one, it changes no result
+    defaults = _SimulatedOptions()  # type: ignore[assignment]
 
     def __init__(self, n_subjects: int | None = None, trials_per_class: int | None = None, seed: int = 0,
                  split: Sequence[int] | None = None, window_s: float | None = None,
@@ -79,10 +99,11 @@ class SimulatedDataset(Dataset):
             n = self.n_subjects
             n_val = n_test = max(1, round(n / 6))
             return n - n_val - n_test, n_val, n_test
-        counts = tuple(int(c) for c in split)
+        whole = all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in split)
+        counts = tuple(int(c) for c in split) if whole else ()
         if len(counts) != 3 or min(counts) < 1 or sum(counts) != self.n_subjects:
-            raise UserError(f"{self.name}: split={tuple(split)}; expected three positive subject counts "
-                            f"(train, val, test) that sum to n_subjects={self.n_subjects}")
+            raise UserError(f"{self.name}: split={list(split)}; expected three positive integers (train, val, "
+                            f"test subjects) that sum to n_subjects={self.n_subjects}")
         return counts  # type: ignore[return-value]
 
     def params(self) -> dict[str, Any]:
