@@ -44,4 +44,5 @@ def eegkd_register_distillers(register: Register) -> None:
 
 @hookspec
 def eegkd_register_datasets(register: Register) -> None:
-    """Register dataset factories: ``factory() -> eegkd_bench.api.Dataset``."""
+    """Register dataset factories: ``factory(**options) -> eegkd_bench.api.Dataset``, called with every option
+    the factory's ``defaults`` declares (none: no arguments)."""
