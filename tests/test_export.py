@@ -1,6 +1,7 @@
 """ONNX export of finished cells: parity for every student, int8 from training windows, errors, atomicity."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -17,6 +18,7 @@ from eegkd_bench.api import (  # noqa: E402
     EEGWindows,
     InputSpec,
     ModelOutput,
+    Option,
     TeacherInfo,
     TeacherModel,
     UserError,
@@ -210,6 +212,33 @@ def test_export_cell_writes_files_sidecar_and_record_figures(tmp_path, toy_regis
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # a real int8 graph (tiny models need not be smaller)
     assert stored["int8"]["key_metric_drop"] == pytest.approx(
         side["metrics"]["onnx_fp32"]["cohen_kappa"] - stored["int8"]["metrics"]["cohen_kappa"])
+
+
+class ScaledToyDataset(ToyDataset):
+    """toy-export with a declared option that changes its windows and their checksum."""
+
+    defaults = {"scale": Option(1.0, "amplitude factor")}
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+
+    def load(self, data_dir=None, cache_dir=None):
+        w = _windows()
+        return dataclasses.replace(w, X=w.X * np.float32(self.scale), checksum=f"toy-v1-x{self.scale}")
+
+
+def test_export_rebuilds_the_dataset_with_the_options_the_cell_ran_with(tmp_path, toy_registry):
+    from eegkd_bench.registry import Entry
+
+    toy_registry._entries["datasets"]["toy-export"] = Entry("datasets", "toy-export", ScaledToyDataset, "tests")
+    store = ResultStore(tmp_path / "res")
+    rec = {**_finished_cell(store, "d" * 32), "data_checksum": "toy-v1-x2.0",
+           "config": {"dataset_options": {"scale": 2.0}}}
+    store.put(rec)
+    assert main(["export", "d" * 8, "--results", str(store.root), "--out", str(tmp_path / "out")]) == 0
+    side = json.loads((tmp_path / "out" / rec["key"] / SIDECAR_FILE).read_text())
+    assert side["provenance"]["data_checksum"] == "toy-v1-x2.0"
+    assert side["cell"]["config"]["dataset_options"] == {"scale": 2.0}
 
 
 def test_int8_calibration_sees_training_windows_only(tmp_path, toy_registry, monkeypatch):
