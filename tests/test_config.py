@@ -93,7 +93,7 @@ def test_set_splits_name_option_value():
     ("train.lrr=1e-3", "unknown option 'lrr' of recipe train (did you mean 'lr'?)"),
     ("train.schedule=linear", "not one of 'cosine', 'constant'"),
     ("kdd.alpha=0.5", "unknown component 'kdd' (did you mean 'kd'?)"),
-    ("sim-mi.noise=1", "unknown option 'noise' of dataset sim-mi; options: n_subjects, seed, split"),
+    ("sim-mi.noise=1", "unknown option 'noise' of dataset sim-mi; options: effect_scale, n_subjects, seed, split"),
     ("sim-mi.n_subject=24", "unknown option 'n_subject' of dataset sim-mi (did you mean 'n_subjects'?)"),
     ("sim-mi.n_subjects=2.5", "sim-mi.n_subjects = 2.5 has the wrong type; expected an integer"),
     ("sim-mi.split=8", "sim-mi.split = 8 has the wrong type; expected a list"),
@@ -367,7 +367,7 @@ def test_show_lists_a_simulated_datasets_options(capsys):
 
     assert main(["show", "sim-mi"]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[3:]}
-    assert set(rows) == {"n_subjects", "trials_per_class", "seed", "split", "window_s"}
+    assert set(rows) == {"n_subjects", "trials_per_class", "seed", "split", "window_s", "effect_scale"}
     assert rows["n_subjects"].split()[1:3] == [str(SimMotorImagery.default_subjects), "integer"]
     assert rows["trials_per_class"].split()[1] == str(SimMotorImagery.default_trials)
     assert rows["window_s"].split()[1:3] == [str(float(SimMotorImagery.window_s)), "number"]
@@ -411,6 +411,6 @@ def test_dry_run_prints_the_datasets_options_and_loads_with_them(capsys, tmp_pat
                  "--set", "sim-mi.n_subjects=6"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "dataset sim-mi: n_subjects=6 seed=3 split=none" in out  # --set over the file
+    assert "dataset sim-mi: effect_scale=2.0 n_subjects=6 seed=3 split=none" in out  # --set over the file
     assert loaded and loaded[0]["n_subjects"] == 6 and loaded[0]["seed"] == 3
     assert not (tmp_path / "r").exists()

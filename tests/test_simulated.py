@@ -174,12 +174,26 @@ def test_classical_baselines_above_chance_below_ceiling(generated: dict[str, EEG
     ("sim-events", "911e49729af532af"), ("sim-affective", "9327080d9e0e25f2"),
 ])
 def test_generated_arrays_are_pinned(name: str, digest: str) -> None:
-    """The bytes of a small generated set: a change here must bump GENERATOR_VERSION (it keys every cache)."""
+    """The bytes of a small set from the raw generator (effect_scale 1, which the pretraining corpus uses):
+    a change here must bump GENERATOR_VERSION (it keys every cache and the shipped checkpoint's corpus)."""
+    assert _digest(name, effect_scale=1.0) == digest
+
+
+@pytest.mark.parametrize("name, digest", [
+    ("sim-mi", "2f08bce7394a28e7"), ("sim-abnormal", "02e0b307e26fa81c"),
+    ("sim-events", "3f6e7284d40b723d"), ("sim-affective", "2401cfd94edbf4d0"),
+])
+def test_default_effect_scale_is_pinned(name: str, digest: str) -> None:
+    """The same small set at the dataset's default effect_scale (what every preset runs on)."""
+    assert _digest(name) == digest
+
+
+def _digest(name: str, **options: float) -> str:
     import hashlib
 
     cls = {c.name: c for c in DATASETS}[name]
-    w = cls(seed=3, n_subjects=5, trials_per_class=2, use_cache=False).generate()
+    w = cls(seed=3, n_subjects=5, trials_per_class=2, use_cache=False, **options).generate()
     h = hashlib.sha256()
     for a in (w.X, w.y, w.subjects.astype("U8"), w.split.astype("U5")):
         h.update(a.tobytes())
-    assert h.hexdigest()[:16] == digest
+    return h.hexdigest()[:16]

@@ -9,6 +9,7 @@ Options, splits, checksums and caching then behave like the built-in ``sim-*`` d
 """
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from typing import Any, ClassVar, Iterator, Sequence
 
@@ -55,6 +56,8 @@ class _SimulatedOptions:
             "split": Option(None, "subjects per split [train, val, test], summing to n_subjects "
                             "(none: the dataset's default proportions)", type=list),
             "window_s": Option(float(owner.window_s), "window length in seconds (1 to 30)"),
+            "effect_scale": Option(float(owner.default_effect_scale), "how strongly the classes differ: multiplies "
+                                   "every subject's class-effect strength (0 < scale <= 5; lower is harder)"),
         }
 
 
@@ -67,17 +70,26 @@ class SimulatedDataset(Dataset):
     default_subjects: ClassVar[int] = 12
     default_trials: ClassVar[int] = 12
     stratify_subjects: ClassVar[bool] = False  # one class per subject (abnormal): split by class too
+    #: Multiplies each subject's class-effect strength (``SubjectTraits.effect``, drawn in 0.4-1.0).
+    #: Each paradigm sets its default so that a CBraMod-sized teacher and a compact student both learn
+    #: the task within the quick preset's budget while classical baselines stay well below ceiling
+    #: (docs/simulated_datasets.md); 1.0 is the raw generator.
+    default_effect_scale: ClassVar[float] = 1.0
     #: the options a run may set (``--set sim-mi.n_subjects=24``); ``use_cache`` is not one, it changes no result
     defaults = _SimulatedOptions()  # type: ignore[assignment]
 
     def __init__(self, n_subjects: int | None = None, trials_per_class: int | None = None, seed: int = 0,
                  split: Sequence[int] | None = None, window_s: float | None = None,
-                 use_cache: bool = True) -> None:
+                 effect_scale: float | None = None, use_cache: bool = True) -> None:
         self.n_subjects = int(n_subjects if n_subjects is not None else self.default_subjects)
         self.trials_per_class = int(trials_per_class if trials_per_class is not None else self.default_trials)
         self.seed = int(seed)
         self.window_s = float(window_s if window_s is not None else type(self).window_s)
+        self.effect_scale = float(effect_scale if effect_scale is not None else self.default_effect_scale)
         self.use_cache = bool(use_cache)
+        if not 0.0 < self.effect_scale <= 5.0:
+            raise UserError(f"{self.name}: effect_scale={self.effect_scale:g}; expected a number in (0, 5] "
+                            "(1 is the raw generator, lower is harder)")
         if self.n_subjects < 3:
             raise UserError(f"{self.name}: n_subjects={self.n_subjects} is too small; "
                             "expected at least 3 (one per train/val/test split)")
@@ -110,7 +122,7 @@ class SimulatedDataset(Dataset):
         """Everything that determines the generated arrays."""
         return {"dataset": self.name, "generator_version": GENERATOR_VERSION, "n_subjects": self.n_subjects,
                 "trials_per_class": self.trials_per_class, "seed": self.seed,
-                "split": list(self.split_counts), "window_s": self.window_s}
+                "split": list(self.split_counts), "window_s": self.window_s, "effect_scale": self.effect_scale}
 
     @property
     def n_times(self) -> int:
@@ -185,6 +197,8 @@ class SimulatedDataset(Dataset):
                          n_times: int | None = None) -> np.ndarray:
         """Windows of one drawn subject: simulated on a padded segment, band-passed, cut, scaled to units."""
         n_times = self.n_times if n_times is None else n_times
+        if self.effect_scale != 1.0:
+            traits = dataclasses.replace(traits, effect=traits.effect * self.effect_scale)
         pad = int(PAD_S * SFREQ)
         x_uv = self.simulate_subject(rng, labels, traits, head, n_times + 2 * pad)
         x_uv = preprocess(x_uv)[..., pad:pad + n_times]

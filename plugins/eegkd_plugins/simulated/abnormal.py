@@ -22,6 +22,7 @@ class SimAbnormal(SimulatedDataset):
     default_subjects = 40
     default_trials = 12  # windows per subject: each subject has one class, as a TUAB recording
     stratify_subjects = True
+    default_effect_scale = 1.25
 
     def _windows_per_subject(self) -> int:
         return self.trials_per_class
@@ -32,7 +33,7 @@ class SimAbnormal(SimulatedDataset):
     def simulate_subject(self, rng, labels, traits, head, n_times):  # type: ignore[no-untyped-def]
         n = len(labels)
         abnormal = bool(labels[0] == 1)
-        severity = rng.uniform(0.05, 0.8) if abnormal else 0.0
+        severity = rng.uniform(0.05, 0.8) * self.effect_scale if abnormal else 0.0
         # drowsiness in normal and abnormal recordings alike: the main confounder of slowing
         drowsy = rng.random(n) < rng.uniform(0.1, 0.5)
         alpha_gain = np.where(drowsy, 0.5, 1.0) * (1.0 - 0.55 * severity)

@@ -23,7 +23,8 @@ class SimAffective(SimulatedDataset):
     mimics = "FACED (32 channels, common average reference, 200 Hz; 10 s windows shortened to 5 s)"
     derivation = referential(FACED_CHANNELS, None)
     default_subjects = 12
-    default_trials = 5
+    default_trials = 4
+    default_effect_scale = 1.8
 
     #: (valence, arousal, engagement) per emotion on [-1, 1]: the circumplex plus a third axis so
     #: that emotions with similar valence and arousal (anger/fear, amusement/joy) differ (our placement).

@@ -53,7 +53,9 @@ class SimPretrainCorpus(Dataset):
         if self.n_subjects < 1:
             raise UserError(f"{self.name}: n_subjects={self.n_subjects}; expected a positive integer")
         self.paradigms = tuple(names)
-        self._sims = {p: PARADIGMS[p](use_cache=False) for p in self.paradigms}
+        # the raw generator (effect_scale 1): the states are thrown away, and the shipped checkpoint was
+        # pretrained on exactly these windows
+        self._sims = {p: PARADIGMS[p](use_cache=False, effect_scale=1.0) for p in self.paradigms}
 
     def params(self) -> dict[str, Any]:
         """Everything that determines the streamed windows."""

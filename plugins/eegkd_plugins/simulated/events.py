@@ -22,6 +22,7 @@ class SimEvents(SimulatedDataset):
     derivation = bipolar(TCP_PAIRS)
     default_subjects = 12
     default_trials = 8
+    default_effect_scale = 2.0
 
     def simulate_subject(self, rng, labels, traits, head, n_times):  # type: ignore[no-untyped-def]
         n = len(labels)

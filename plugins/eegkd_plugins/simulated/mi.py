@@ -1,6 +1,7 @@
 """sim-mi: simulated motor imagery shaped like BCIC-IV-2a (lateralized mu/beta ERD, 4 classes)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import numpy as np
@@ -23,6 +24,7 @@ class SimMotorImagery(SimulatedDataset):
     derivation = referential(BCIC_IV_2A_CHANNELS, "M1")
     default_subjects = 12
     default_trials = 12
+    default_effect_scale = 2.0
 
     #: Relative mu/beta amplitude in each area for each class at full effect (<1 ERD, >1 ERS).
     EFFECTS: ClassVar[dict[str, dict[str, float]]] = {
@@ -34,6 +36,8 @@ class SimMotorImagery(SimulatedDataset):
 
     def simulate_subject(self, rng, labels, traits, head, n_times):  # type: ignore[no-untyped-def]
         n = len(labels)
+        # a stronger effect also means a more prominent sensorimotor rhythm for the ERD to suppress
+        traits = dataclasses.replace(traits, mu_uv=traits.mu_uv * self.effect_scale ** 0.5)
         strength = np.clip(traits.effect * np.exp(rng.normal(0.0, 0.35, n)), 0.0, 1.2)
         gains = {area: np.ones(n) for area in MOTOR_AREAS}
         for c, cls in enumerate(self.class_names):
