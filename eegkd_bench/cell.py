@@ -67,6 +67,8 @@ class CellSpec:
     dataset_options: tuple[tuple[str, Any], ...] = ()  # resolved: every option the dataset declares, sorted
     #: True when ``dataset_options`` are the dataset's declared defaults (see :meth:`dataset_key_options`)
     dataset_defaults: bool = False
+    #: how tables name the dataset: its name, plus the options that differ from its defaults (``sim-mi[seed=3]``)
+    dataset_label: str = ""
 
     def factory_name(self, kind: str) -> str:
         """The registered component that builds this cell's ``kind`` (teacher, student, distiller)."""
@@ -84,7 +86,7 @@ class CellSpec:
         """The fields that enter the cell key."""
         d = dataclasses.asdict(self)
         d.pop("teacher_checkpoint")  # the checkpoint's content (sha256) enters the key, not its path
-        for name in ("dataset_options", "dataset_defaults"):
+        for name in ("dataset_options", "dataset_defaults", "dataset_label"):
             d.pop(name)
         if self.dataset_key_options():
             d["dataset_options"] = self.dataset_key_options()
@@ -381,6 +383,7 @@ def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str |
         "status": None,
         "error": "",
         "dataset": cell.dataset,
+        "dataset_label": cell.dataset_label or cell.dataset,
         "data_kind": None,
         "data_checksum": None,
         "split_protocol": SPLIT_PROTOCOL,

@@ -99,7 +99,10 @@ def grid_cells(registry: Registry, dataset: str, teacher: str, students: list[st
     """The cells of one dataset, each component with its resolved options and the packages that provide it."""
     t = resolve(registry, "teachers", teacher, options)
     d = resolve(registry, "datasets", dataset, options)
-    d_defaults = d.options == resolve(registry, "datasets", dataset).options
+    defaults = dict(resolve(registry, "datasets", dataset).options)
+    d_defaults = d.options == tuple(defaults.items())
+    changed = [f"{k}={v}" for k, v in d.options if defaults.get(k) != v]
+    d_label = f"{dataset}[{','.join(changed)}]" if changed else dataset
     core = [("core", core_distribution()), ("dataset", d.provenance), ("teacher", t.provenance)]
     cells = []
     for seed in seeds:
@@ -111,7 +114,7 @@ def grid_cells(registry: Registry, dataset: str, teacher: str, students: list[st
                     distiller_options=m.options, teacher_base=_base(t), student_base=_base(s),
                     distiller_base=_base(m),
                     provenance=tuple(core + [("student", s.provenance), ("distiller", m.provenance)]),
-                    dataset_options=d.options, dataset_defaults=d_defaults))
+                    dataset_options=d.options, dataset_defaults=d_defaults, dataset_label=d_label))
     return cells
 
 

@@ -360,6 +360,21 @@ def test_dataset_options_enter_the_cell_and_teacher_keys_and_the_record():
     assert tkey(default) == tkey(explicit) != tkey(more)
     assert base_record(more)["config"]["dataset_options"] == {"n_subjects": 9, "split": None}
     assert base_record(default)["config"]["dataset_options"] == {"n_subjects": 6, "split": None}
+    # tables name the cell by its non-default options, so differently configured data never share a column
+    assert base_record(default)["dataset_label"] == base_record(explicit)["dataset_label"] == "toyopt"
+    assert base_record(more)["dataset_label"] == "toyopt[n_subjects=9]"
+
+
+def test_leaderboard_keeps_cells_of_differently_configured_data_apart():
+    from eegkd_bench.leaderboard import render
+
+    def rec(label, acc):
+        return {"key": label, "status": "ok", "dataset": "sim-mi", "dataset_label": label, "teacher": "t",
+                "student": "eegnet", "distiller": "none", "seed": 0, "n_classes": 4, "task": "multiclass",
+                "metrics": {"balanced_accuracy": acc}, "data_kind": "simulated"}
+
+    csv = render([rec("sim-mi", 0.61), rec("sim-mi[effect_scale=1.0]", 0.29)], "csv")
+    assert "sim-mi[effect_scale=1.0]" in csv and "0.61" in csv and "0.29" in csv
 
 
 def test_show_lists_a_simulated_datasets_options(capsys):

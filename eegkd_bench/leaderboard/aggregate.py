@@ -70,6 +70,13 @@ class Board:
         return f"{ds} (simulated)" if ds in self.simulated else ds
 
 
+def shown_under_label(rec: dict[str, Any]) -> dict[str, Any]:
+    """``rec`` with ``dataset`` replaced by its ``dataset_label`` (the name plus any non-default dataset
+    options), so cells run on differently configured data never share a column."""
+    label = rec.get("dataset_label")
+    return {**rec, "dataset": label} if label and label != rec.get("dataset") else rec
+
+
 def student_label(rec: dict[str, Any]) -> str:
     """The deployed student's name in tables: the record's ``student_label``, else its ``student``."""
     return str(rec.get("student_label") or rec.get("student"))

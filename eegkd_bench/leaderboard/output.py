@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from eegkd_bench.errors import UserError
-from eegkd_bench.leaderboard.aggregate import Board, build_board
+from eegkd_bench.leaderboard.aggregate import Board, build_board, shown_under_label
 from eegkd_bench.leaderboard.document import Document
 from eegkd_bench.leaderboard.sections import report_sections
 from eegkd_bench.leaderboard.stats import paired
@@ -28,6 +28,7 @@ def _prepare(records: list[dict[str, Any]], title: str | None, command: str | No
              reference: str | Sequence[str] | None) -> tuple[Board, Document]:
     from eegkd_bench.leaderboard.plots import figure_specs
 
+    records = [shown_under_label(r) for r in records]
     board = build_board(records, metric, reference=reference)
     # the paired test uses one metric: the one asked for, or the default when several are shown
     one = metric if isinstance(metric, str) and "," not in metric else None
