@@ -344,6 +344,9 @@ class Distiller(nn.Module):
     #: options of the method: ``{name: default}`` or ``{name: Option(default, help)}``
     #: (see :class:`Option`); the resolved values are part of the cell key.
     defaults: ClassVar[dict[str, Any]] = {}
+    #: the student recipe's epoch count; the runner sets it before :meth:`on_train_start` (0: unknown),
+    #: so a method can size its stages to the run (FitNets' hint stage)
+    total_epochs: int = 0
 
     def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any):
         super().__init__()
@@ -396,6 +399,11 @@ class Distiller(nn.Module):
 
     def on_epoch_end(self, epoch: int) -> None:
         """Optional per-epoch hook."""
+
+    def selectable_epoch(self) -> bool:
+        """Whether the epoch now ending may become the restored best-validation state (asked before
+        :meth:`on_epoch_end`). False during a stage whose classifier is not trained yet (FitNets' hints)."""
+        return True
 
     def report(self) -> dict[str, Any]:
         """JSON-able diagnostics stored with the result (e.g. router layer weights)."""

@@ -286,6 +286,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     warm = warmup_output_names(distiller, prepared.info)
     if warm and not use_cache:  # a warm-up without the cache computes what it reads in memory
         outputs = teacher_outputs(prepared, X_tr, warm, None)
+    distiller.total_epochs = cell.student_cfg.epochs
     distiller.on_train_start(outputs if warm else None, y_tr_t)
     # Augmented inputs differ from the cached clean ones, so the teacher then runs online on each batch.
     online = cell.student_cfg.augment != "none" or not use_cache

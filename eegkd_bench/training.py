@@ -182,14 +182,17 @@ def fit(
             seen += len(idx)
         train_terms = {k: v / max(1, seen) for k, v in sums.items()}
         val = evaluate(model, X_val, y_val, n_classes, cfg.eval_batch_size)
+        selectable = getattr(model, "selectable_epoch", None)
+        # a warm-up stage's epochs are never restored; the last epoch is, if nothing else qualified
+        selectable = not callable(selectable) or selectable() or (best is None and epoch == cfg.epochs - 1)
         hook = getattr(model, "on_epoch_end", None)
         if callable(hook):
             hook(epoch)
-        improved = best is None or better(val[key], best[key], key)
+        improved = selectable and (best is None or better(val[key], best[key], key))
         if improved:
             best, best_epoch, since_best = val, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
-        else:
+        elif selectable:
             since_best += 1
         row = {"epoch": epoch + 1, "loss": train_terms, "val": val, "best": improved}
         history.append(row)

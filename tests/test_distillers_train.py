@@ -178,6 +178,28 @@ def test_fitnets_two_stages():
     assert set(joint.losses(x, y, tb)) == {"ce", "hint", "kd"}
 
 
+def test_fitnets_hint_stage_scales_with_the_recipe_and_is_never_restored():
+    from eegkd_bench.training import TrainConfig, fit
+
+    d = build("fitnets")
+    for total, hints in ((0, 1), (7, 2), (100, 25)):
+        d.total_epochs = total
+        assert d.hint_epochs == hints
+    assert build("fitnets", hint_epochs=3).hint_epochs == 3
+    # every epoch but the last is a hint epoch: the restored state is the last (stage-2) epoch, not an
+    # earlier hint epoch whose untrained classifier happened to score higher on validation
+    x, y, tb = fake_data()
+    d = build("fitnets", hint_epochs=3)
+
+    class Source:  # one batch of every window, in order: the whole fake teacher batch
+        def batch(self, idx, xb):
+            return tb
+
+    result = fit(d, x.numpy(), y.numpy(), x.numpy(), y.numpy(), int(y.max()) + 1, TrainConfig(epochs=4,
+                 batch_size=len(x)), seed=0, teacher=Source())
+    assert result.best_epoch == 4
+
+
 def test_fitnets_default_layers_are_the_middle():
     d = build("fitnets")
     assert d.student_layer == "block1" and d.teacher_layer == "layer_1"  # layer_{L//2} with L = 3
@@ -217,7 +239,7 @@ _DLINK = {
 DOCUMENTED_DEFAULTS = {
     "none": {},
     "kd": {"temperature": 4.0, "alpha": 0.9},
-    "fitnets": {"stage": "two-stage", "hint_epochs": 5, "hint_weight": 1.0, "kd_weight": 1.0, "temperature": 4.0,
+    "fitnets": {"stage": "two-stage", "hint_epochs": None, "hint_weight": 1.0, "kd_weight": 1.0, "temperature": 4.0,
                 "student_layer": None, "teacher_layer": None},
     "rkd": {"distance_weight": 25.0, "angle_weight": 50.0},
     "at": {"beta": 1000.0, "student_layers": None, "teacher_layers": None},

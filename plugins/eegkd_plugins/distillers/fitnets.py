@@ -16,8 +16,11 @@ Our reading where the paper does not fit EEG or this loop:
 * the hint loss is the mean (not the sum) of squared errors, so its scale does not
   depend on the layer size; the paper's 1/2 is folded into ``hint_weight``;
 * stage 2 uses Hinton's KD (``T^2`` scaled) with a constant weight instead of the
-  paper's 4 -> 1 annealed weight, because a distiller does not know the epoch count;
-* ``stage="two-stage"`` (default) runs ``hint_epochs`` epochs of stage 1 then stage 2;
+  paper's 4 -> 1 annealed weight;
+* ``stage="two-stage"`` (default) runs ``hint_epochs`` epochs of stage 1 then stage 2 in one
+  run of the recipe (one optimizer and learning-rate schedule); by default the hint stage is a
+  quarter of the recipe's epochs (at least 1), so stage 2 keeps most of the run whatever its
+  length, and no stage-1 epoch is restored as the best-validation state (its classifier is untrained);
   ``stage="joint"`` optimizes ``CE + hint_weight * hint + kd_weight * KD`` from the start.
 """
 from __future__ import annotations
@@ -59,7 +62,8 @@ class FitNets(Distiller):
     defaults = {
         "stage": Option("two-stage", "two-stage: hint epochs first, then CE + KD; joint: all terms together",
                         choices=("two-stage", "joint")),
-        "hint_epochs": Option(5, "epochs of the hint-only stage (two-stage)"),
+        "hint_epochs": Option(None, "epochs of the hint-only stage (two-stage; none: a quarter of the recipe's "
+                              "epochs, at least 1)", type=int),
         "hint_weight": Option(1.0, "weight of the hint term (joint)"),
         "kd_weight": Option(1.0, "weight of the KD term after the hint stage"),
         "temperature": Option(4.0, "KD softmax temperature"),
@@ -74,7 +78,7 @@ class FitNets(Distiller):
         check_choice(self.name, "stage", hp["stage"], ("two-stage", "joint"))
         check_positive(self.name, hp, ["temperature"])
         check_positive(self.name, hp, ["hint_weight", "kd_weight"], allow_zero=True)
-        if not isinstance(hp["hint_epochs"], int) or hp["hint_epochs"] < 0:
+        if hp["hint_epochs"] is not None and (not isinstance(hp["hint_epochs"], int) or hp["hint_epochs"] < 0):
             raise UserError(f"{self.name}: option hint_epochs={hp['hint_epochs']!r} is not valid; "
                             "expected an integer >= 0")
         out = check_student_features(self.name, student, spec)
@@ -88,8 +92,18 @@ class FitNets(Distiller):
         self.epochs_done = 0
 
     @property
+    def hint_epochs(self) -> int:
+        """The hint stage's length: the option, else a quarter of the recipe's epochs (1 when unknown)."""
+        if self.hparams["hint_epochs"] is not None:
+            return int(self.hparams["hint_epochs"])
+        return max(1, round(self.total_epochs / 4))
+
+    @property
     def in_hint_stage(self) -> bool:
-        return self.hparams["stage"] == "two-stage" and self.epochs_done < self.hparams["hint_epochs"]
+        return self.hparams["stage"] == "two-stage" and self.epochs_done < self.hint_epochs
+
+    def selectable_epoch(self) -> bool:
+        return not self.in_hint_stage
 
     def teacher_needs(self) -> TeacherNeeds:
         kd = self.hparams["kd_weight"] > 0
@@ -116,7 +130,7 @@ class FitNets(Distiller):
 
     def report(self) -> dict[str, Any]:
         return {"student_layer": self.student_layer, "teacher_layer": self.teacher_layer,
-                "stage": self.hparams["stage"], "hint_epochs": self.hparams["hint_epochs"],
+                "stage": self.hparams["stage"], "hint_epochs": self.hint_epochs,
                 "regressor_params": sum(p.numel() for p in self.regressor.parameters())}
 
 
