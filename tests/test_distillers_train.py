@@ -178,6 +178,16 @@ def test_fitnets_two_stages():
     assert set(joint.losses(x, y, tb)) == {"ce", "hint", "kd"}
 
 
+def test_dkd_warmup_keeps_the_official_share_of_the_recipe():
+    d = build("dkd")
+    for total, warmup in ((0, 1), (7, 1), (100, 8), (240, 20)):
+        d.total_epochs = total
+        assert d.warmup_epochs == warmup
+    assert build("dkd", warmup=5).warmup_epochs == 5
+    d.total_epochs, d.epoch = 240, 10
+    assert d.warm() == 0.5
+
+
 def test_fitnets_hint_stage_scales_with_the_recipe_and_is_never_restored():
     from eegkd_bench.training import TrainConfig, fit
 
@@ -209,6 +219,7 @@ def test_fitnets_default_layers_are_the_middle():
 
 def test_dkd_warmup_is_linear_over_epochs():
     d = build("dkd")
+    d.total_epochs = 240  # the official schedule: 20 warm-up epochs
     assert d.warm() == pytest.approx(1 / 20)
     d.on_epoch_end(8)
     assert d.warm() == pytest.approx(10 / 20)
@@ -244,7 +255,7 @@ DOCUMENTED_DEFAULTS = {
     "rkd": {"distance_weight": 25.0, "angle_weight": 50.0},
     "at": {"beta": 1000.0, "student_layers": None, "teacher_layers": None},
     "pkt": {"weight": 30000.0},
-    "dkd": {"alpha": 1.0, "beta": 8.0, "temperature": 4.0, "warmup": 20, "ce_weight": 1.0},
+    "dkd": {"alpha": 1.0, "beta": 8.0, "temperature": 4.0, "warmup": None, "ce_weight": 1.0},
     "dlink": _DLINK,
     "dlink-norouter": {**_DLINK, "use_router": False},
     "dlink-nospec": {**_DLINK, "lambda_spec": 0.0},
@@ -278,7 +289,9 @@ def test_kd_default_terms():
 
 def test_dkd_default_terms():
     x, y, tb = fake_data()
-    terms, out = _terms(build("dkd"), x, y, tb)
+    d = build("dkd")
+    d.total_epochs = 240  # the official schedule: 20 warm-up epochs
+    terms, out = _terms(d, x, y, tb)
     s, t = out.logits, tb.logits.detach()
     expected = (1.0 * tckd_loss(s, t, y, 4.0) + 8.0 * nckd_loss(s, t, y, 4.0)) / 20  # warm-up: epoch 1 of 20
     assert float(terms["dkd"]) == pytest.approx(float(expected), rel=1e-5)

@@ -4,9 +4,10 @@ KD is split into target-class KD (TCKD: KL between the binary distributions
 ``[p_target, 1 - p_target]``) and non-target-class KD (NCKD: KL between the
 distributions over the non-target classes, renormalized); the loss is
 ``CE + warm * (alpha * TCKD + beta * NCKD) * T^2`` with ``alpha = 1, beta = 8, T = 4``
-and a linear warm-up ``warm = min(epoch / warmup, 1)`` over ``warmup = 20`` epochs
-(the official CIFAR-100 configuration). That warm-up was tuned for 240-epoch
-schedules; lower ``warmup`` for short runs. For binary tasks NCKD is zero (a single
+and a linear warm-up ``warm = min(epoch / warmup, 1)``. The official CIFAR-100
+configuration warms up over 20 of 240 epochs; by default ``warmup`` keeps that share of
+the recipe's epochs (``round(epochs / 12)``, at least 1), so a short run is not spent
+mostly in warm-up; set ``warmup`` to fix it. For binary tasks NCKD is zero (a single
 non-target class) and DKD reduces to a reweighted TCKD.
 """
 from __future__ import annotations
@@ -58,7 +59,8 @@ class DKD(Distiller):
         "alpha": Option(1.0, "weight of the target-class term (TCKD)"),
         "beta": Option(8.0, "weight of the non-target-class term (NCKD)"),
         "temperature": Option(4.0, "softmax temperature"),
-        "warmup": Option(20, "epochs of linear warm-up of the DKD terms"),
+        "warmup": Option(None, "epochs of linear warm-up of the DKD terms (none: 1/12 of the recipe's epochs, "
+                         "the official 20 of 240, at least 1)", type=int),
         "ce_weight": Option(1.0, "weight of the label cross-entropy"),
     }
 
@@ -66,15 +68,23 @@ class DKD(Distiller):
         super().__init__(student, teacher, spec, **hparams)
         require_teacher(self.name, teacher)
         check_positive(self.name, self.hparams, ["temperature"])
-        check_positive(self.name, self.hparams, ["alpha", "beta", "warmup", "ce_weight"], allow_zero=True)
+        check_positive(self.name, self.hparams, ["alpha", "beta", "ce_weight"]
+                       + (["warmup"] if self.hparams["warmup"] is not None else []), allow_zero=True)
         self.epoch = 1  # 1-based, as in the official implementation's warm-up
 
     def teacher_needs(self) -> TeacherNeeds:
         return TeacherNeeds(logits=True)
 
+    @property
+    def warmup_epochs(self) -> int:
+        """The warm-up length: the option, else 1/12 of the recipe's epochs (1 when unknown)."""
+        if self.hparams["warmup"] is not None:
+            return int(self.hparams["warmup"])
+        return max(1, round(self.total_epochs / 12))
+
     def warm(self) -> float:
         """Current warm-up factor in [0, 1]."""
-        w = self.hparams["warmup"]
+        w = self.warmup_epochs
         return 1.0 if w <= 0 else min(self.epoch / w, 1.0)
 
     def losses(self, x: torch.Tensor, y: torch.Tensor, teacher: TeacherBatch) -> dict[str, torch.Tensor]:
@@ -90,7 +100,7 @@ class DKD(Distiller):
         self.epoch = epoch + 2  # the next epoch, 1-based
 
     def report(self) -> dict[str, Any]:
-        return {"final_warmup_factor": self.warm()}
+        return {"warmup_epochs": self.warmup_epochs, "final_warmup_factor": self.warm()}
 
 
 @hookimpl
