@@ -100,8 +100,8 @@ def grid_cells(registry: Registry, dataset: str, teacher: str, students: list[st
     t = resolve(registry, "teachers", teacher, options)
     d = resolve(registry, "datasets", dataset, options)
     defaults = dict(resolve(registry, "datasets", dataset).options)
-    d_defaults = d.options == tuple(defaults.items())
     changed = [f"{k}={v}" for k, v in d.options if defaults.get(k) != v]
+    d_defaults = not changed
     d_label = f"{dataset}[{','.join(changed)}]" if changed else dataset
     core = [("core", core_distribution()), ("dataset", d.provenance), ("teacher", t.provenance)]
     cells = []

@@ -100,6 +100,8 @@ def test_set_splits_name_option_value():
     ("sim-mi.split=[1, 1, 1.5]", "sim-mi: split=[1, 1, 1.5]; expected three positive integers"),
     ("sim-mi.n_subjects=2", "sim-mi: n_subjects=2 is too small"),
     ("sim-mi.use_cache=false", "unknown option 'use_cache' of dataset sim-mi"),  # changes no result: not keyed
+    ("sim-mi.effect_scale=0", "sim-mi: effect_scale=0; expected a number in (0, 5]"),
+    ("fitnets.hint_epochs=1.5", "fitnets.hint_epochs = 1.5 has the wrong type; expected an integer"),
     ("tuev.window_s=5", "unknown option 'window_s': dataset tuev declares no options"),
     ("labram-mini.ch_names=T7", "expected a list"),
     ("teacher_train.epochs=0", "invalid teacher_train.epochs = 0; expected 1 or more"),

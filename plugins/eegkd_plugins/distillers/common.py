@@ -160,6 +160,14 @@ def resolve_student_layer(distiller: str, student: EEGModel, name: str | None, d
     return name
 
 
+def stage_epochs(option: int | None, total_epochs: int, share: float) -> int:
+    """A stage's length in epochs: ``option`` when set, else ``share`` of the recipe's epochs (at least 1;
+    1 when the recipe's length is unknown, ``total_epochs == 0``)."""
+    if option is not None:
+        return int(option)
+    return max(1, round(total_epochs * share))
+
+
 def check_choice(distiller: str, option: str, value: Any, choices: Sequence[Any]) -> None:
     """UserError unless ``value`` is one of ``choices``."""
     if value not in choices:

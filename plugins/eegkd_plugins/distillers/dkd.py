@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
 from eegkd_bench.api import Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo, TeacherNeeds
-from eegkd_plugins.distillers.common import check_positive, cross_entropy, require_teacher
+from eegkd_plugins.distillers.common import check_positive, cross_entropy, require_teacher, stage_epochs
 from eegkd_plugins.distillers.kd import teacher_logits
 
 _TINY = 1e-12
@@ -77,10 +77,8 @@ class DKD(Distiller):
 
     @property
     def warmup_epochs(self) -> int:
-        """The warm-up length: the option, else 1/12 of the recipe's epochs (1 when unknown)."""
-        if self.hparams["warmup"] is not None:
-            return int(self.hparams["warmup"])
-        return max(1, round(self.total_epochs / 12))
+        """The warm-up length: the option, else the official 20 of 240 epochs' share of the recipe."""
+        return stage_epochs(self.hparams["warmup"], self.total_epochs, 20 / 240)
 
     def warm(self) -> float:
         """Current warm-up factor in [0, 1]."""

@@ -43,6 +43,7 @@ from eegkd_plugins.distillers.common import (
     cross_entropy,
     require_teacher,
     resolve_student_layer,
+    stage_epochs,
     teacher_layer_shape,
     teacher_time_major,
 )
@@ -93,10 +94,8 @@ class FitNets(Distiller):
 
     @property
     def hint_epochs(self) -> int:
-        """The hint stage's length: the option, else a quarter of the recipe's epochs (1 when unknown)."""
-        if self.hparams["hint_epochs"] is not None:
-            return int(self.hparams["hint_epochs"])
-        return max(1, round(self.total_epochs / 4))
+        """The hint stage's length: the option, else a quarter of the recipe's epochs."""
+        return stage_epochs(self.hparams["hint_epochs"], self.total_epochs, 1 / 4)
 
     @property
     def in_hint_stage(self) -> bool:
