@@ -392,6 +392,27 @@ def test_wilcoxon_distinct_differences_exact_p_and_small_n() -> None:
     assert "n too small" in render(recs[:6], "md")
 
 
+def test_detectable_difference_has_the_stated_power() -> None:
+    import numpy as np
+    from scipy.stats import wilcoxon
+
+    from eegkd_bench.leaderboard.stats import detectable_difference
+
+    n, alpha = 20, 0.05
+    mde = detectable_difference(1.0, n, alpha)
+    rng = np.random.default_rng(0)
+    draws = rng.normal(mde, 1.0, size=(2000, n))
+    power = float(np.mean(wilcoxon(draws, axis=1).pvalue < alpha))
+    assert 0.75 < power < 0.85  # sized for 80%
+    half = float(np.mean(wilcoxon(draws - mde / 2, axis=1).pvalue < alpha))
+    assert half < 0.4  # half that difference is mostly missed
+    assert detectable_difference(1.0, n, alpha / 7) > mde  # Holm's strictest step asks for more
+    assert math.isnan(detectable_difference(1.0, 1))
+    row = paired_comparisons(fixture_records()).set_index("baseline").loc["kd"]
+    assert row["sd_diff"] == pytest.approx(0.0, abs=1e-9) and row["detectable"] == pytest.approx(0.0, abs=1e-9)
+    assert "detectable 0.000" in render(fixture_records(), "md")
+
+
 def test_holm_by_hand() -> None:
     adj = holm([0.01, 0.04, float("nan"), 0.03])
     assert adj[0] == pytest.approx(0.03) and adj[3] == pytest.approx(0.06) and adj[1] == pytest.approx(0.06)

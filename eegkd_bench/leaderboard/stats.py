@@ -24,8 +24,11 @@ MIN_PAIRS = 6
 #: Significance level of the marks in the tables (on Holm-adjusted p).
 ALPHA = 0.05
 
-COLUMNS = ["method", "baseline", "student", "metric", "n_pairs", "n_nonzero", "mean_diff", "wins", "ties", "losses",
-           "statistic", "p", "test", "note"]
+#: Power at which :func:`detectable_difference` sizes the smallest difference a comparison resolves.
+POWER = 0.8
+
+COLUMNS = ["method", "baseline", "student", "metric", "n_pairs", "n_nonzero", "mean_diff", "sd_diff", "wins", "ties",
+           "losses", "statistic", "p", "test", "note"]
 
 
 def paired_comparisons(records: Iterable[dict[str, Any]], metric: str | None = None, *,
@@ -40,7 +43,10 @@ def paired_comparisons(records: Iterable[dict[str, Any]], metric: str | None = N
     column), else students are pooled (``student`` is ``"all"``). Zero
     differences are dropped (Wilcoxon's convention); with fewer than
     :data:`MIN_PAIRS` non-zero pairs no p is given. ``p_holm`` is Holm's
-    step-down adjustment over all rows.
+    step-down adjustment over all rows. ``detectable`` is the smallest mean
+    difference the comparison would find with 80% power at Holm's strictest
+    level (see :func:`detectable_difference`): the design's resolution, to read
+    a non-significant row by.
     """
     return paired(build_board(list(records), None, reference=reference), metric, by_student=by_student)
 
@@ -73,7 +79,27 @@ def paired(board: Board, metric: str | None, *, by_student: bool = False) -> pd.
                              **_compare(values[(d, s)], values[(b, s)])})
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["p_holm"] = holm(frame["p"].to_numpy(dtype=float)) if len(frame) else []
+    tests = max(1, int(np.isfinite(frame["p"].to_numpy(dtype=float)).sum())) if len(frame) else 1
+    frame["detectable"] = [detectable_difference(sd, n, ALPHA / tests)
+                           for sd, n in zip(frame["sd_diff"], frame["n_pairs"])] if len(frame) else []
     return frame
+
+
+def detectable_difference(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Smallest true mean paired difference detected with ``power`` at two-sided level ``alpha``.
+
+    Normal-theory sizing of a paired test on ``n`` pairs whose differences have
+    standard deviation ``sd``: ``(t[1-alpha/2] + t[power]) * sd / sqrt(n)`` with
+    n - 1 degrees of freedom, widened by Wilcoxon's efficiency relative to the
+    t-test on normal data (3/pi, i.e. it needs n * pi/3 pairs for the same power).
+    The paired tables use ``alpha`` / (number of tests), Holm's first and
+    strictest step, so the figure is what a difference needs to earn a mark.
+    """
+    from scipy.stats import t
+
+    if n < 2 or not math.isfinite(sd):
+        return math.nan
+    return float((t.ppf(1 - alpha / 2, n - 1) + t.ppf(power, n - 1)) * sd / math.sqrt(n * 3 / math.pi))
 
 
 def _compare(a: dict[tuple[Any, ...], float], b: dict[tuple[Any, ...], float]) -> dict[str, Any]:
@@ -82,6 +108,7 @@ def _compare(a: dict[tuple[Any, ...], float], b: dict[tuple[Any, ...], float]) -
     diff = np.round(np.asarray([a[k] - b[k] for k in common], dtype=float), 12)
     nonzero = int(np.count_nonzero(diff))
     row = {"n_pairs": len(common), "n_nonzero": nonzero, "mean_diff": float(diff.mean()) if len(diff) else math.nan,
+           "sd_diff": float(diff.std(ddof=1)) if len(diff) > 1 else math.nan,
            "wins": int((diff > 0).sum()), "ties": int((diff == 0).sum()), "losses": int((diff < 0).sum()),
            "statistic": math.nan, "p": math.nan, "test": "", "note": ""}
     if nonzero < MIN_PAIRS:
@@ -151,11 +178,14 @@ def paired_lines(paired_frame: pd.DataFrame, reference: str) -> list[str]:
     what = {"key": "each dataset's model-selection metric",
             "primary": "each dataset's headline metric"}.get(metric, metric)
     lines = [f"Proposed method minus the other on {what}, pairs matched on (dataset, teacher, student, seed), "
-             "pooled over datasets; two-sided; Holm-adjusted over all comparisons."]
+             "pooled over datasets; two-sided; Holm-adjusted over all comparisons. Detectable: the smallest "
+             f"true mean difference this design finds with {POWER:.0%} power at Holm's strictest level "
+             "(normal-theory sizing from the SD of the differences, widened by Wilcoxon's efficiency 3/pi); "
+             "a smaller difference may be real but unresolved."]
     for _, r in paired_frame.iterrows():
         who = f"{r['method']} vs {r['baseline']}" + ("" if r["student"] == "all" else f" ({r['student']})")
-        head = (f"{who}: n = {r['n_pairs']} pairs, mean diff = {r['mean_diff']:+.4f}, "
-                f"wins/ties/losses = {r['wins']}/{r['ties']}/{r['losses']}")
+        head = (f"{who}: n = {r['n_pairs']} pairs, mean diff = {r['mean_diff']:+.4f} (SD {r['sd_diff']:.4f}; "
+                f"detectable {r['detectable']:.3f}), wins/ties/losses = {r['wins']}/{r['ties']}/{r['losses']}")
         if r["note"]:
             lines.append(f"{head}; {r['note']}")
         else:

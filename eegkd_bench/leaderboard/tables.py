@@ -46,7 +46,8 @@ def build_document(board: Board, paired_pooled: pd.DataFrame, paired_student: pd
         legend.insert(3, f"Δ vs {board.roles.reference[0]}: this row minus the reference on the primary metric, "
                       "mean over pairs matched on (dataset, teacher, student backbone, seed); "
                       f"* Wilcoxon signed-rank p (Holm) < {ALPHA}; unmarked: tested, not significant; † fewer "
-                      f"than {MIN_PAIRS} non-tied pairs, no test.")
+                      f"than {MIN_PAIRS} non-tied pairs, no test; the tests pooled over students, with the "
+                      "difference each could detect, are under 'Paired comparison'.")
     if board.simulated:
         legend.insert(0, "SIMULATED DATA: datasets marked (simulated) are generated EEG, not recordings.")
     after: list[tuple[str, list[str]]] = []
