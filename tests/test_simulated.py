@@ -73,6 +73,16 @@ def test_split_is_subject_disjoint_and_balanced(generated: dict[str, EEGWindows]
         assert counts.min() == counts.max(), (s, counts)  # every split holds every class equally
 
 
+def test_default_split_shares() -> None:
+    """sim-mi and sim-events hold out many test subjects (3/8) and train on half; the others 1/6 each."""
+    by_name = {c.name: c for c in DATASETS}
+    assert by_name["sim-mi"]().split_counts == by_name["sim-events"]().split_counts == (16, 4, 12)
+    assert by_name["sim-affective"]().split_counts == (8, 2, 2)
+    assert by_name["sim-mi"](n_subjects=8).split_counts == (4, 1, 3)
+    # too few subjects for the shares: every split still gets one
+    assert all(min(by_name["sim-mi"](n_subjects=n).split_counts) >= 1 for n in range(3, 12))
+
+
 def test_determinism_and_seed_sensitivity() -> None:
     small = dict(n_subjects=3, trials_per_class=2, use_cache=False)
     a = SimEvents(seed=7, **small).generate()
@@ -192,7 +202,8 @@ def _digest(name: str, **options: float) -> str:
     import hashlib
 
     cls = {c.name: c for c in DATASETS}[name]
-    w = cls(seed=3, n_subjects=5, trials_per_class=2, use_cache=False, **options).generate()
+    # an explicit split: the pins cover the generator, not each paradigm's default split shares
+    w = cls(seed=3, n_subjects=5, trials_per_class=2, split=(3, 1, 1), use_cache=False, **options).generate()
     h = hashlib.sha256()
     for a in (w.X, w.y, w.subjects.astype("U8"), w.split.astype("U5")):
         h.update(a.tobytes())

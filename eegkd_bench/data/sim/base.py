@@ -70,6 +70,12 @@ class SimulatedDataset(Dataset):
     default_subjects: ClassVar[int] = 12
     default_trials: ClassVar[int] = 12
     stratify_subjects: ClassVar[bool] = False  # one class per subject (abnormal): split by class too
+    #: Default shares of the subjects held out for validation and test (the rest train). Evaluation
+    #: costs a fraction of training, so a paradigm may hold out many test subjects: a test split of a
+    #: few subjects makes the accuracy of a model depend on which subjects they are, and comparisons
+    #: between methods noisy.
+    val_share: ClassVar[float] = 1 / 6
+    test_share: ClassVar[float] = 1 / 6
     #: Multiplies each subject's class-effect strength (``SubjectTraits.effect``, drawn in 0.4-1.0).
     #: Each paradigm sets its default so that a CBraMod-sized teacher and a compact student both learn
     #: the task within the quick preset's budget while classical baselines stay well below ceiling
@@ -109,7 +115,9 @@ class SimulatedDataset(Dataset):
                 return n - n_val - n_test, n_val, n_test
         if split is None:
             n = self.n_subjects
-            n_val = n_test = max(1, round(n / 6))
+            n_val, n_test = max(1, round(n * self.val_share)), max(1, round(n * self.test_share))
+            if n - n_val - n_test < 1:
+                n_val = n_test = max(1, round(n / 6))
             return n - n_val - n_test, n_val, n_test
         whole = all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in split)
         counts = tuple(int(c) for c in split) if whole else ()
