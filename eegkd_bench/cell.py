@@ -390,6 +390,7 @@ def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str |
         "split_protocol": SPLIT_PROTOCOL,
         "task": None,
         "n_classes": None,
+        "class_names": None,
         "teacher": cell.teacher,
         "teacher_init": teacher_init,
         "student": cell.student,
@@ -411,7 +412,7 @@ def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str |
     }
     if windows is not None:
         record.update(data_kind=windows.kind, data_checksum=windows.checksum, task=windows.task,
-                      n_classes=windows.n_classes)
+                      n_classes=windows.n_classes, class_names=[str(c) for c in windows.class_names])
     return record
 
 

@@ -210,7 +210,9 @@ def test_router_section_from_dlink_report_shape() -> None:
     row = next(line for line in router if "| dlink | eegnet | sim-mi (simulated) | all classes |" in line)
     # mean over seeds 0, 1, 2 of [0.1, 0.2 + 0.01 s, 0.7 - 0.01 s], the largest in bold
     assert row.endswith("| 3 | 0.10 | 0.21 | **0.69** |")
-    assert any("| class 1 | 3 | 0.00 | 0.20 | **0.80** |" in line for line in router)
+    # "class 1" rows carry the dataset's class name (sim-mi: right_hand; tuab: abnormal)
+    assert any("| sim-mi (simulated) | right_hand | 3 | 0.00 | 0.20 | **0.80** |" in line for line in router)
+    assert not any("class 1" in line for line in router)
     assert "*two-stage mode*" in md
     (sec,) = report_sections(fixture_records())
     assert sec.name == "router" and sec.columns == ["layer_1", "layer_2", "layer_3"] and sec.plot == "heatmap"
@@ -225,7 +227,21 @@ def test_sections_of_records_stored_before_reports_had_them() -> None:
             del r["distiller_report"]["sections"]
     md = render(recs, "md")
     assert "| dlink | eegnet | sim-mi (simulated) | all classes | 3 | 0.10 | 0.21 | **0.69** |" in md
-    assert "| dlink | eegnet | tuab | class 1 | 3 | 0.00 | 0.20 | **0.80** |" in md
+    assert "| dlink | eegnet | tuab | abnormal | 3 | 0.00 | 0.20 | **0.80** |" in md
+
+
+def test_section_class_rows_take_the_datasets_class_names() -> None:
+    """The record's own class_names first, then the names its dataset's plugin declares, else "class K"."""
+    recs = [make_record(ds, "dlink", "eegnet", s) for ds in ("sim-mi", "no-such-dataset") for s in range(2)]
+    recs[0]["class_names"] = recs[1]["class_names"] = ["rest", "move", "c", "d"]
+    labels = {(r.dataset, r.label) for r in report_sections(recs)[0].rows}
+    assert ("sim-mi", "move") in labels and ("no-such-dataset", "class 1") in labels
+    recs[0]["class_names"] = recs[1]["class_names"] = None
+    labels = {(r.dataset, r.label) for r in report_sections(recs)[0].rows}
+    assert ("sim-mi", "right_hand") in labels  # declared by the sim-mi plugin
+    for r in recs[:2]:
+        r["class_names"] = ["only"]  # fewer names than the index: the row keeps its label
+    assert ("sim-mi", "class 1") in {(r.dataset, r.label) for r in report_sections(recs)[0].rows}
 
 
 def test_malformed_section_is_skipped_with_a_note() -> None:
@@ -526,7 +542,7 @@ def test_heatmap_of_a_section() -> None:
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["layer_1", "layer_2", "layer_3"]
     rows = [t.get_text() for t in ax.get_yticklabels()]
-    assert "dlink · eegnet · all classes" in rows and "dlink · shallowconvnet · class 1" in rows
+    assert "dlink · eegnet · all classes" in rows and "dlink · shallowconvnet · right_hand" in rows
     assert "0.69" in {t.get_text() for t in ax.texts} and "SIMULATED DATA" in ax.get_title()
 
 

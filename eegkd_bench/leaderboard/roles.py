@@ -96,3 +96,22 @@ def plugin_metadata(methods: Iterable[str], key: str) -> dict[str, Any]:
         if value is not None:
             out[m] = value
     return out
+
+
+def dataset_class_names(datasets: Iterable[str]) -> dict[str, list[str]]:
+    """Class names the installed plugins declare for these datasets (``class_names`` on the registered class).
+
+    For records stored without ``class_names``; a dataset whose names are known only once loaded has none.
+    """
+    from eegkd_bench.plugins import get_registry
+
+    try:
+        reg = get_registry(check=False)
+    except UserError:
+        return {}
+    out = {}
+    for d in set(datasets) & set(reg.names("datasets")):
+        names = getattr(reg.get("datasets", d).factory, "class_names", None)
+        if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
+            out[d] = list(names)
+    return out

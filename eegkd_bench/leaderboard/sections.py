@@ -18,12 +18,17 @@ dataset) and renders one table per section name (and one heatmap per dataset
 when asked). A record whose report has no ``"sections"`` (one stored before its
 plugin wrote them) gets them from the function the plugin registered as
 ``sections=`` (``register(name, factory, sections=fn)``, ``fn(report) ->
-sections``). Malformed sections are skipped with a note. CONTRIBUTING.md
-("Report sections") documents this for plugin authors.
+sections``). A row labelled ``"class K"`` (K a class index, as a distiller
+that knows only the labels' indices writes it) is shown under the K-th class
+name of the record's dataset (``record["class_names"]``, else the names the
+dataset's plugin declares), so a table reads "left_hand", not "class 0".
+Malformed sections are skipped with a note. CONTRIBUTING.md ("Report
+sections") documents this for plugin authors.
 """
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -31,7 +36,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from eegkd_bench.leaderboard.aggregate import student_label
-from eegkd_bench.leaderboard.roles import Roles, plugin_metadata
+from eegkd_bench.leaderboard.roles import Roles, dataset_class_names, plugin_metadata
+
+_CLASS_ROW = re.compile(r"class (\d+)")
 
 
 @dataclass
@@ -71,9 +78,12 @@ def report_sections(records: Iterable[dict[str, Any]], roles: Roles | None = Non
     records = [r for r in records if r.get("status") == "ok" and isinstance(r.get("distiller_report"), dict)]
     derive = plugin_metadata({str(r.get("distiller")) for r in records
                               if "sections" not in r["distiller_report"]}, "sections")
+    declared = dataset_class_names({str(r.get("dataset")).split("[")[0] for r in records
+                                    if not r.get("class_names")})
     meta: dict[str, dict[str, Any]] = {}
     acc: dict[tuple[str, str, str, str, str], list[np.ndarray]] = defaultdict(list)
     for r in records:
+        class_names = r.get("class_names") or declared.get(str(r.get("dataset")).split("[")[0]) or []
         sections = r["distiller_report"].get("sections")
         if sections is None and callable(derive.get(str(r.get("distiller")))):
             try:
@@ -100,6 +110,7 @@ def report_sections(records: Iterable[dict[str, Any]], roles: Roles | None = Non
             if sec.get("note") and sec["note"] not in first["notes"]:
                 first["notes"].append(str(sec["note"]))
             for label, values in rows.items():
+                label = _class_named(label, class_names)
                 key = (name, str(r.get("distiller")), student_label(r), str(r.get("dataset")), label)
                 acc[key].append(np.asarray(values, dtype=float))
     out = []
@@ -113,6 +124,14 @@ def report_sections(records: Iterable[dict[str, Any]], roles: Roles | None = Non
             sec.rows.append(SectionRow(key[1], key[2], key[3], key[4], [float(v) for v in mean], len(acc[key])))
         out.append(sec)
     return out
+
+
+def _class_named(label: str, class_names: list[str]) -> str:
+    """``"class 2"`` -> the third class name, when there is one; any other label unchanged."""
+    m = _CLASS_ROW.fullmatch(label)
+    if m and int(m.group(1)) < len(class_names):
+        return str(class_names[int(m.group(1))])
+    return label
 
 
 def _parse(sec: Any) -> tuple[str, list[str], dict[str, list[float]]] | str:
