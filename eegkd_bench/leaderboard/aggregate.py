@@ -77,6 +77,11 @@ def shown_under_label(rec: dict[str, Any]) -> dict[str, Any]:
     return {**rec, "dataset": label} if label and label != rec.get("dataset") else rec
 
 
+def registered_dataset(rec: dict[str, Any]) -> str:
+    """The registered dataset name of ``rec``, whether or not it is shown under its label (``sim-mi[seed=3]``)."""
+    return str(rec.get("dataset")).split("[")[0]
+
+
 def student_label(rec: dict[str, Any]) -> str:
     """The deployed student's name in tables: the record's ``student_label``, else its ``student``."""
     return str(rec.get("student_label") or rec.get("student"))

@@ -83,16 +83,9 @@ def _registered_roles(methods: set[str]) -> dict[str, str]:
 
 def plugin_metadata(methods: Iterable[str], key: str) -> dict[str, Any]:
     """One registration option (``register(name, factory, key=...)``) of each installed method that has it."""
-    from eegkd_bench.plugins import get_registry
-
-    try:
-        reg = get_registry(check=False)
-    except UserError:
-        return {}
-    known = set(reg.names("distillers"))
     out = {}
-    for m in set(methods) & known:
-        value = reg.get("distillers", m).metadata.get(key)
+    for m, entry in _installed("distillers", methods):
+        value = entry.metadata.get(key)
         if value is not None:
             out[m] = value
     return out
@@ -103,15 +96,21 @@ def dataset_class_names(datasets: Iterable[str]) -> dict[str, list[str]]:
 
     For records stored without ``class_names``; a dataset whose names are known only once loaded has none.
     """
+    out = {}
+    for d, entry in _installed("datasets", datasets):
+        names = getattr(entry.factory, "class_names", None)
+        if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
+            out[d] = list(names)
+    return out
+
+
+def _installed(kind: str, names: Iterable[str]) -> list[tuple[str, Any]]:
+    """(name, registry entry) of each of ``names`` an installed plugin registers as ``kind``; none when the
+    plugins cannot be loaded (a leaderboard is still written from the records alone)."""
     from eegkd_bench.plugins import get_registry
 
     try:
         reg = get_registry(check=False)
     except UserError:
-        return {}
-    out = {}
-    for d in set(datasets) & set(reg.names("datasets")):
-        names = getattr(reg.get("datasets", d).factory, "class_names", None)
-        if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
-            out[d] = list(names)
-    return out
+        return []
+    return [(n, reg.get(kind, n)) for n in sorted(set(names) & set(reg.names(kind)))]

@@ -35,7 +35,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from eegkd_bench.leaderboard.aggregate import student_label
+from eegkd_bench.leaderboard.aggregate import registered_dataset, student_label
 from eegkd_bench.leaderboard.roles import Roles, dataset_class_names, plugin_metadata
 
 _CLASS_ROW = re.compile(r"class (\d+)")
@@ -78,12 +78,11 @@ def report_sections(records: Iterable[dict[str, Any]], roles: Roles | None = Non
     records = [r for r in records if r.get("status") == "ok" and isinstance(r.get("distiller_report"), dict)]
     derive = plugin_metadata({str(r.get("distiller")) for r in records
                               if "sections" not in r["distiller_report"]}, "sections")
-    declared = dataset_class_names({str(r.get("dataset")).split("[")[0] for r in records
-                                    if not r.get("class_names")})
+    declared = dataset_class_names({registered_dataset(r) for r in records if not r.get("class_names")})
     meta: dict[str, dict[str, Any]] = {}
     acc: dict[tuple[str, str, str, str, str], list[np.ndarray]] = defaultdict(list)
     for r in records:
-        class_names = r.get("class_names") or declared.get(str(r.get("dataset")).split("[")[0]) or []
+        class_names = r.get("class_names") or declared.get(registered_dataset(r)) or []
         sections = r["distiller_report"].get("sections")
         if sections is None and callable(derive.get(str(r.get("distiller")))):
             try:
