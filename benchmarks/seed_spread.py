@@ -6,7 +6,7 @@ only, no teacher) on the quick preset's student recipe, one run per seed on the 
 each seed's test balanced accuracy, the mean and the sample standard deviation. Dataset options and
 the recipe can be changed, e.g. the earlier 12-subject sim-mi against the default:
 
-    python benchmarks/seed_spread.py sim-mi --set n_subjects=12 --set trials_per_class=12 --set split=8,2,2
+    python benchmarks/seed_spread.py sim-mi --set n_subjects=12 --set trials_per_class=12 --set 'split=[8,2,2]'
     python benchmarks/seed_spread.py sim-mi
     python benchmarks/seed_spread.py sim-mi --students eegnet --epochs 14
 
@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from eegkd_bench.config import parse_set, resolve
 from eegkd_bench.errors import UserError
 from eegkd_bench.plugins import get_registry
 from eegkd_bench.presets import PRESETS
@@ -30,21 +31,13 @@ from eegkd_plugins.distillers.none import NoDistillation
 from eegkd_plugins.simulated import DATASETS
 
 
-def _option(text: str) -> tuple[str, object]:
-    name, _, value = text.partition("=")
-    if not value:
-        raise argparse.ArgumentTypeError(f"--set {text!r}: expected NAME=VALUE, e.g. n_subjects=12")
-    if "," in value:
-        return name, [int(v) for v in value.split(",")]
-    return name, float(value) if "." in value else int(value)
-
-
 def main(argv: list[str] | None = None) -> int:
     recipe = PRESETS["quick"].student_cfg
     p = argparse.ArgumentParser(prog="python benchmarks/seed_spread.py", description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", choices=[d.name for d in DATASETS])
-    p.add_argument("--set", type=_option, action="append", default=[], metavar="NAME=VALUE",
-                   help="a dataset option (n_subjects, trials_per_class, seed, split=a,b,c, effect_scale, window_s)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="a dataset option, VALUE in TOML as with eegkd-bench run (n_subjects=12, split=[8,2,2]; "
+                        "eegkd-bench show DATASET lists them)")
     p.add_argument("--students", default="eegnet,shallowconvnet")
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--epochs", type=int, default=recipe.epochs)
@@ -53,17 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(2)
     cfg = dataclasses.replace(recipe, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size)
-    try:
-        dataset = {d.name: d for d in DATASETS}[a.dataset](use_cache=False, **dict(a.set))
-    except (UserError, TypeError) as e:
+    registry = get_registry()
+    try:  # the run's own parsing and validation of dataset options
+        chosen = dict(parse_set(f"{a.dataset}.{text}")[1:] for text in a.set)
+        options = dict(resolve(registry, "datasets", a.dataset, {a.dataset: chosen}).options)
+        dataset = registry.get("datasets", a.dataset).factory(use_cache=False, **options)
+    except UserError as e:
         p.error(str(e))
     w = dataset.generate()
     spec = w.input_spec()
     parts = {s: w.part(s) for s in ("train", "val", "test")}
-    print(f"{a.dataset} {dict(a.set) or '(defaults)'}: subjects (train, val, test) = {dataset.split_counts}, "
+    print(f"{a.dataset} {chosen or '(defaults)'}: subjects (train, val, test) = {dataset.split_counts}, "
           f"windows = {[len(parts[s][1]) for s in parts]}; recipe: {cfg.epochs} epochs, lr {cfg.lr:g}, "
           f"batch {cfg.batch_size}")
-    registry = get_registry()
     for name in a.students.split(","):
         scores, t0 = [], time.perf_counter()
         for seed in (int(s) for s in a.seeds.split(",")):
