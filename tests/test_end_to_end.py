@@ -1,8 +1,12 @@
 """The whole product through the CLI: a tiny grid, killed mid-run with SIGKILL, resumed.
 
-2 methods x 1 student x 1 simulated dataset x 2 seeds. The dataset comes from a
-third-party plugin installed as a distribution on PYTHONPATH, so this also
+2 methods x 1 student x 1 simulated dataset x 2 seeds. The dataset and the student come
+from a third-party plugin installed as a distribution on PYTHONPATH, so this also
 exercises discovery through the entry-point group in a fresh process.
+
+The plugin's student is EEGNet behind a gate: while the gate file exists, only the first
+student that trains may run and every other one waits, so the runner is killed with
+exactly one cell finished however fast the machine is.
 """
 from __future__ import annotations
 
@@ -19,9 +23,13 @@ import pytest
 from plugin_fakes import make_distribution
 
 TINY_DATASET = '''
+import os
+import time
+
 import numpy as np
 from eegkd_bench import hookimpl
 from eegkd_bench.api import Availability, Dataset, EEGWindows
+from eegkd_plugins.students import eegnet
 
 class TinySim(Dataset):
     """Two-class band-power toy task (simulated), 8 channels x 2 s at 200 Hz."""
@@ -51,9 +59,36 @@ class TinySim(Dataset):
                           split, 200.0, [f"C{i}" for i in range(8)], ["low", "high"], "simulated", "tiny-v1",
                           notes="simulated toy data")
 
+class GatedEEGNet(eegnet.EEGNet):
+    """EEGNet whose training waits while the file named by $TINY_GATE exists, except in the first
+    student instance to train (which claims a ticket next to the gate)."""
+
+    name = "eegnet-gated"
+
+    def forward_features(self, x):
+        gate = os.environ.get("TINY_GATE", "")
+        if self.training and gate:
+            if not hasattr(self, "_gate_free"):
+                try:
+                    os.close(os.open(gate + ".ticket", os.O_CREAT | os.O_EXCL))
+                    self._gate_free = True
+                except FileExistsError:
+                    self._gate_free = False
+            while not self._gate_free and os.path.exists(gate):
+                time.sleep(0.05)
+        return super().forward_features(x)
+
+def build_gated(spec, **options):
+    return GatedEEGNet(spec, **options)
+
 @hookimpl
 def eegkd_register_datasets(register):
     register("sim-tiny", TinySim, description="tiny simulated toy task for tests")
+
+@hookimpl
+def eegkd_register_students(register):
+    register("eegnet-gated", build_gated, description="EEGNet that waits on a gate file (tests)",
+             options=eegnet.DEFAULTS)
 '''
 
 
@@ -70,7 +105,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "eegkd_bench.cli", *args]
 
 
-RUN = ("run", "--methods", "none,kd", "--students", "eegnet", "--teacher", "cbramod-mini", "--datasets", "sim-tiny",
+RUN = ("run", "--methods", "none,kd", "--students", "eegnet-gated", "--teacher", "cbramod-mini", "--datasets", "sim-tiny",
        "--seeds", "0,1", "--epochs", "3", "--teacher-epochs", "2", "--no-latency", "--quiet")
 
 
@@ -79,9 +114,11 @@ def _records(results: Path) -> list[dict]:
 
 
 def test_killed_run_resumes_and_every_cell_is_stored_once(tmp_path):
-    env = _env(tmp_path)
+    gate = tmp_path / "gate"
+    gate.touch()
+    env = {**_env(tmp_path), "TINY_GATE": str(gate)}
     results = tmp_path / "results"
-    args = _cli(*RUN, "--results", str(results), "--no-leaderboard")
+    args = _cli(*RUN, "--jobs", "2", "--results", str(results), "--no-leaderboard")
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     first = None
@@ -96,7 +133,8 @@ def test_killed_run_resumes_and_every_cell_is_stored_once(tmp_path):
     proc.wait()
     time.sleep(3)  # worker processes notice their runner is gone within a second and stop
     n_before = len(_records(results))
-    assert 1 <= n_before < 4
+    assert n_before == 1  # the other cells waited at the gate until the workers stopped
+    gate.unlink()
 
     resumed = subprocess.run(_cli(*RUN, "--results", str(results)), env=env, capture_output=True, text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -130,7 +168,7 @@ def test_killed_run_resumes_and_every_cell_is_stored_once(tmp_path):
     students = table[table["method"] != "teacher"]
     # one row per (method, student), each aggregating exactly the two seeds
     assert sorted(students["method"]) == ["kd", "none"], board.stdout
-    assert (students["student"] == "eegnet").all() and (students["balanced_accuracy_n"] == 2).all()
+    assert (students["student"] == "eegnet-gated").all() and (students["balanced_accuracy_n"] == 2).all()
     assert (table["method"] == "teacher").sum() == 1
     assert (results / "leaderboard" / "leaderboard.md").exists()
 
