@@ -2,8 +2,10 @@
 
 Every component declares its options with defaults (:class:`eegkd_bench.api.Option`); a run
 overrides them by name, ``NAME.OPTION = VALUE``, where NAME is a distiller, student or teacher
-(or a variant of one), a dataset, or ``train`` / ``teacher_train`` for the two recipes. Sources apply in
-this order, each over the previous: the preset, the config file, the command-line flags, ``--set``.
+(or a variant of one), a dataset, or ``train`` / ``teacher_train`` for the two recipes; ``train.STUDENT``
+changes the student recipe of one student only. Sources apply in this order, each over the previous: the
+preset, the config file, the command-line flags, ``--set``; a run's ``train.STUDENT`` beats its ``train``,
+and both beat the preset's own per-student changes.
 A variant is a registered component plus options, run and recorded under its own name.
 
 Everything is checked here, before a dataset loads or a record is written: an unknown option
@@ -81,10 +83,30 @@ class Settings:
         opts = recipe_options(base)
         return dataclasses.replace(base, **{k: check_value(which, k, v, opts, "recipe") for k, v in values.items()})
 
+    def student_overrides(self) -> dict[str, dict[str, Any]]:
+        """Per-student recipe changes: the preset's, less what the run's ``train`` sets, then the run's ``train.STUDENT``."""
+        base = PRESETS[self.preset]
+        general = self.options.get("train", {})
+        overrides = {name: {k: v for k, v in values.items() if k not in general}
+                     for name, values in base.student_overrides.items()}
+        opts = recipe_options(base.student_cfg)
+        for name, values in self.options.items():
+            student = student_of_recipe(name)
+            if student:
+                checked = {k: check_value(name, k, v, opts, "recipe") for k, v in values.items()}
+                overrides[student] = {**overrides.get(student, {}), **checked}
+        return {name: values for name, values in overrides.items() if values}
+
     def applied_preset(self) -> Preset:
         """The preset with this run's recipes."""
         return dataclasses.replace(PRESETS[self.preset], teacher_cfg=self.recipe("teacher_train"),
-                                   student_cfg=self.recipe("train"))
+                                   student_cfg=self.recipe("train"), student_overrides=self.student_overrides())
+
+
+def student_of_recipe(name: str) -> str:
+    """``"train.eegnet"`` -> ``"eegnet"`` (the student whose own recipe the name sets); else ``""``."""
+    prefix, dot, student = name.partition(".")
+    return student if dot and prefix == "train" else ""
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -114,7 +136,11 @@ def apply_config(settings: Settings, data: Mapping[str, Any], where: str = "conf
         raise UserError(f"{where}: unknown preset {settings.preset!r}{_closest(settings.preset, PRESETS)}")
     for which in RECIPES:
         for option, value in _table(data.get(which, {}), f"{where}: [{which}]").items():
-            settings.set(which, option, value)
+            if which == "train" and isinstance(value, Mapping):  # [train.STUDENT]: one student's recipe
+                for sub, v in value.items():
+                    settings.set(f"train.{option}", sub, v)
+            else:
+                settings.set(which, option, value)
     for name, values in _table(data.get("options", {}), f"{where}: [options]").items():
         for option, value in _table(values, f"{where}: [options.{name}]").items():
             settings.set(name, option, value)
@@ -247,6 +273,12 @@ def kind_of(registry: Registry, name: str) -> str:
     """The kind of a registered name, ``"recipe"`` for train/teacher_train (one-line error otherwise)."""
     if name in RECIPES:
         return "recipe"
+    student = student_of_recipe(name)
+    if student:
+        if student not in registry.names("students"):
+            raise UserError(f"unknown student {student!r} in {name!r}{_closest(student, registry.names('students'))}; "
+                            "train.STUDENT sets the recipe of one registered student (see eegkd-bench list students)")
+        return "recipe"
     kinds = registry.kinds_of(name)
     if not kinds:
         known = sorted({n for k in KINDS for n in registry.names(k)} | set(RECIPES))
@@ -290,6 +322,7 @@ def validate(registry: Registry, settings: Settings) -> Registry:
     register_variants(registry, settings.variants)
     for which in RECIPES:
         settings.recipe(which)
+    settings.student_overrides()
     for name, values in settings.options.items():
         kind = kind_of(registry, name)
         if kind == "recipe":
@@ -348,9 +381,19 @@ def show(registry: Registry, name: str, preset: str = "quick",
     """Lines describing ``name``: what it is, who provides it, its options (value, type, help)."""
     kind = kind_of(registry, name)
     if kind == "recipe":
-        opts = recipe_options(Settings(preset, options=dict(options or {})).recipe(name))
+        applied = Settings(preset, options=dict(options or {})).applied_preset()
+        student = student_of_recipe(name)
+        if student:
+            names = [e.name for e in registry.chain("students", student)]
+            opts = recipe_options(applied.student_recipe(names))
+            return [f"{name}: the recipe of student {student} (defaults of preset {preset})", *_option_rows(opts, {})]
+        opts = recipe_options(applied.student_cfg if name == "train" else applied.teacher_cfg)
         what = "student" if name == "train" else "teacher fine-tuning"
-        return [f"{name}: the {what} recipe (defaults of preset {preset})", *_option_rows(opts, {})]
+        lines = [f"{name}: the {what} recipe (defaults of preset {preset})", *_option_rows(opts, {})]
+        if name == "train":
+            lines += [f"  train.{s}: {describe(sorted(o.items()))} (see eegkd-bench show train.{s})"
+                      for s, o in sorted(applied.student_overrides.items())]
+        return lines
     chain = registry.chain(kind, name)
     entry, root = chain[0], chain[-1]
     component = resolve(registry, kind, name, options)
@@ -391,4 +434,4 @@ def format_value(v: Any) -> str:
 
 
 __all__ = ["Component", "RECIPES", "Settings", "check_value", "declared_options", "describe", "load_config",
-           "parse_set", "parse_value", "resolve", "settings_from", "show", "validate"]
+           "parse_set", "parse_value", "resolve", "settings_from", "show", "student_of_recipe", "validate"]

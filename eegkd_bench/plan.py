@@ -107,9 +107,10 @@ def grid_cells(registry: Registry, dataset: str, teacher: str, students: list[st
     cells = []
     for seed in seeds:
         for s in (resolve(registry, "students", name, options) for name in students):
+            recipe = preset.student_recipe([e.name for e in registry.chain("students", s.name)])
             for m in (resolve(registry, "distillers", name, options) for name in methods):
                 cells.append(CellSpec(
-                    dataset, teacher, s.name, m.name, seed, preset.name, preset.teacher_cfg, preset.student_cfg,
+                    dataset, teacher, s.name, m.name, seed, preset.name, preset.teacher_cfg, recipe,
                     teacher_checkpoint, teacher_options=t.options, student_options=s.options,
                     distiller_options=m.options, teacher_base=_base(t), student_base=_base(s),
                     distiller_base=_base(m),

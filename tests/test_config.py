@@ -105,6 +105,10 @@ def test_set_splits_name_option_value():
     ("tuev.window_s=5", "unknown option 'window_s': dataset tuev declares no options"),
     ("labram-mini.ch_names=T7", "expected a list"),
     ("teacher_train.epochs=0", "invalid teacher_train.epochs = 0; expected 1 or more"),
+    ("train.eegnt.epochs=9", "unknown student 'eegnt' in 'train.eegnt' (did you mean 'eegnet'?)"),
+    ("train.eegnet.epochz=9", "unknown option 'epochz' of recipe train.eegnet (did you mean 'epochs'?)"),
+    ("train.eegnet.epochs=0", "invalid train.eegnet.epochs = 0; expected 1 or more"),
+    ("train.eegnet.lr=fast", "train.eegnet.lr = 'fast' has the wrong type; expected a number"),
 ])
 def test_bad_options_exit_2_with_one_line_and_write_nothing(capsys, tmp_path, setting, expected):
     code = main(["run", "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--set", setting])
@@ -163,6 +167,43 @@ def test_preset_config_flags_and_set_apply_in_that_order(tmp_path):
     assert t2 == {"temperature": 2.0, "alpha": 0.5}  # the variant's own value over options for its base
     s.set("kd-t2", "temperature", 7)
     assert dict(resolve(reg, "distillers", "kd-t2", s.options).options)["temperature"] == 7.0
+
+
+def test_a_students_own_recipe_changes_its_cells_only(tmp_path):
+    from eegkd_bench.plugins import get_registry
+
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("[train]\nlr = 1e-4\n[train.eegnet]\nepochs = 9\n")
+    s = settings_from("quick", cfg, sets=["train.eegnet.batch_size=4"], variants=["eeg4=eegnet"])
+    s.set("eeg4", "F1", 4)
+    reg = validate(get_registry(), s)
+    preset = s.applied_preset()
+    assert preset.student_overrides == {"eegnet": {"epochs": 9, "batch_size": 4}}
+    cells = grid_cells(reg, "sim-mi", "cbramod-mini", ["eegnet", "eeg4", "shallowconvnet"], ["none"], (0,), preset,
+                       options=s.options)
+    by = {c.student: c.student_cfg for c in cells}
+    assert (by["eegnet"].epochs, by["eegnet"].batch_size, by["eegnet"].lr) == (9, 4, 1e-4)
+    assert by["eeg4"] == by["eegnet"]  # a variant takes its base's recipe
+    quick = PRESETS["quick"].student_cfg
+    assert (by["shallowconvnet"].epochs, by["shallowconvnet"].batch_size) == (quick.epochs, quick.batch_size)
+    plain = grid_cells(reg, "sim-mi", "cbramod-mini", ["eegnet", "shallowconvnet"], ["none"], (0,),
+                       settings_from("quick", sets=["train.lr=1e-4"]).applied_preset(), options=s.options)
+    w = _windows()
+    keys = {c.student: cell_key(c, w, "random") for c in plain}
+    assert cell_key(cells[2], w, "random") == keys["shallowconvnet"]
+    assert cell_key(cells[0], w, "random") != keys["eegnet"]
+
+
+def test_a_runs_train_options_beat_the_presets_per_student_recipe(monkeypatch):
+    preset = dataclasses.replace(PRESETS["quick"], student_overrides={"eegnet": {"epochs": 14, "lr": 1e-2}})
+    monkeypatch.setitem(PRESETS, "quick", preset)
+    assert Settings().applied_preset().student_recipe(["eegnet"]).epochs == 14
+    s = settings_from("quick", flags={"epochs": 3})
+    assert s.student_overrides() == {"eegnet": {"lr": 1e-2}}  # --epochs is for every student
+    s.set("train.eegnet", "epochs", 5)
+    recipe = s.applied_preset().student_recipe(["eegnet"])
+    assert (recipe.epochs, recipe.lr) == (5, 1e-2)
+    assert s.applied_preset().student_recipe(["shallowconvnet"]).epochs == 3
 
 
 def test_config_file_errors(tmp_path):
@@ -281,6 +322,15 @@ def test_show_lists_options_with_defaults_types_and_help(capsys):
     assert "variant of dlink; sets lambda_spec=0.0" in out
     assert main(["show", "train", "--preset", "paper"]) == 0
     assert "epochs" in (out := capsys.readouterr().out) and " 100 " in out
+    assert main(["show", "train.eegnet"]) == 0
+    assert "the recipe of student eegnet (defaults of preset quick)" in capsys.readouterr().out
+    from eegkd_bench.config import show
+    from eegkd_bench.plugins import get_registry
+
+    lines = show(get_registry(), "train", "quick", {"train.eegnet": {"epochs": 21}})
+    assert "  train.eegnet: epochs=21 lr=0.01 (see eegkd-bench show train.eegnet)" in lines
+    lines = show(get_registry(), "train.eegnet", "quick", {"train.eegnet": {"epochs": 21}})
+    assert any(line.split()[:2] == ["epochs", "21"] for line in lines)
     assert main(["show", "kd-t8", "--config", str(EXAMPLE)]) == 0
     assert "temperature  8.0" in capsys.readouterr().out
     assert main(["show", "kdd"]) == 2 and "did you mean 'kd'" in capsys.readouterr().err
@@ -296,10 +346,11 @@ def test_dry_run_prints_resolved_options_and_writes_nothing(capsys, tmp_path, mo
     code = main(["run", "--dry-run", "--config", str(cfg), "--results", str(tmp_path / "r"),
                  "--cache-dir", str(tmp_path / "c"), "--datasets", "sim-mi", "--methods", "kd,kd-t2,kd-t8,mic-ce",
                  "--variant", "kd-t2=kd", "--set", "kd-t2.temperature=2", "--set", "train.lr=3e-4",
-                 "--set", "eegnet.F1=4"])
+                 "--set", "eegnet.F1=4", "--set", "train.eegnet.batch_size=4"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "recipe train:" in out and "lr=0.0003" in out  # --set over the file
+    assert "recipe train.eegnet: batch_size=4\n" in out  # the run's train.lr beats the preset's eegnet lr
     assert "distiller kd-t2 (variant of kd): alpha=0.5 temperature=2.0" in out
     assert "distiller kd-t8 (variant of kd): alpha=0.5 temperature=8.0" in out
     assert "distiller kd: alpha=0.5 temperature=4.0" in out and "student eegnet: D=2 F1=4" in out

@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", action="store_true", help="machine-readable output")
 
     sh = sub.add_parser("show", help="a component's options: defaults, types and help (a variant: base and overrides)")
-    sh.add_argument("name", help="a distiller, student, teacher or dataset, or train / teacher_train (the recipes)")
+    sh.add_argument("name", help="a distiller, student, teacher or dataset, or train / teacher_train (the recipes) "
+                                    "or train.STUDENT (one student's recipe)")
     sh.add_argument("--preset", choices=sorted(_presets()), help="recipe defaults of this preset (default: quick)")
     sh.add_argument("--config", help="a run's config file (its variants and options are shown too)")
 

@@ -45,7 +45,9 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         args.set, args.variant)
     reg = validate(get_registry(), settings)  # every option and variant, before anything loads or is written
     preset = settings.applied_preset()
-    for which, cfg in (("train", preset.student_cfg), ("teacher_train", preset.teacher_cfg)):
+    recipes = [("train", preset.student_cfg), ("teacher_train", preset.teacher_cfg)]
+    recipes += [(f"train.{s}", preset.student_recipe([s])) for s in sorted(preset.student_overrides)]
+    for which, cfg in recipes:
         for field in ("epochs", "batch_size", "eval_batch_size"):  # --epochs is train.epochs
             if getattr(cfg, field) < 1:
                 raise UserError(f"invalid {which}.{field} = {getattr(cfg, field)}; expected 1 or more")
@@ -78,7 +80,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if done_before:
         print(f"resuming: {done_before} cells already finished in {ctx.results.root}", file=sys.stderr)
     if args.dry_run:
-        _print_dry_run(reg, plan, ctx)
+        _print_dry_run(reg, plan, ctx, preset.student_cfg)
         return EXIT_OK
     reporter.set_total(len(plan.cells) + len(plan.skipped))
     with reporter:
@@ -100,7 +102,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return EXIT_FAILED_CELLS if failed or export_failures else EXIT_OK
 
 
-def _print_dry_run(reg: Any, plan: Any, ctx: Any) -> None:
+def _print_dry_run(reg: Any, plan: Any, ctx: Any, recipe: Any) -> None:
     """Each planned cell with its resolved options (models are built to check them; nothing trains)."""
     from eegkd_bench.config import describe
     from eegkd_bench.plan import preflight_plan
@@ -109,7 +111,11 @@ def _print_dry_run(reg: Any, plan: Any, ctx: Any) -> None:
         preflight_plan(reg, plan, teacher_cache=ctx.teacher_cache)
     cells = plan.cells + [c for c, _ in plan.skipped]
     if cells:
-        print(f"recipe train: {describe(sorted(cells[0].student_cfg.as_dict().items()))}")
+        print(f"recipe train: {describe(sorted(recipe.as_dict().items()))}")
+        for student, cfg in {c.student: c.student_cfg for c in cells}.items():
+            changed = {k: v for k, v in cfg.as_dict().items() if recipe.as_dict()[k] != v}
+            if changed:
+                print(f"recipe train.{student}: {describe(sorted(changed.items()))}")
         print(f"recipe teacher_train: {describe(sorted(cells[0].teacher_cfg.as_dict().items()))}")
     reasons = dict(plan.skipped)
     for cell in cells:
