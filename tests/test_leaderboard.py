@@ -199,6 +199,8 @@ def test_markdown_headline_dataset_tables_and_sections() -> None:
     for text in ("`eegkd-bench leaderboard --results r`", "eegkd-bench**: 0.1.0", "torch**: 2.13.0",
                  "37 (35 ok, 1 failed, 1 skipped)", "**data**: real (", "## Skipped datasets",
                  "tuev: 1 cell(s) skipped", "## Paired comparison (Wilcoxon signed-rank)",
+                 "## Paired comparison by student", "one student at a time, pooled over datasets",
+                 "- dlink vs kd (eegnet): n = ",
                  "## Router: mean weight per teacher layer (bold: the largest of each row)"):
         assert text in md, text
 

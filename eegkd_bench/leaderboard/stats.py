@@ -177,8 +177,10 @@ def paired_lines(paired_frame: pd.DataFrame, reference: str) -> list[str]:
     metric = paired_frame["metric"].iloc[0]
     what = {"key": "each dataset's model-selection metric",
             "primary": "each dataset's headline metric"}.get(metric, metric)
+    pooled = "pooled over datasets" if (paired_frame["student"] == "all").all() else (
+        "one student at a time, pooled over datasets (the Δ marks of the headline)")
     lines = [f"Proposed method minus the other on {what}, pairs matched on (dataset, teacher, student, seed), "
-             "pooled over datasets; two-sided; Holm-adjusted over all comparisons. Detectable: the smallest "
+             f"{pooled}; two-sided; Holm-adjusted over all comparisons. Detectable: the smallest "
              f"true mean difference this design finds with {POWER:.0%} power at Holm's strictest level "
              "(normal-theory sizing from the SD of the differences, widened by Wilcoxon's efficiency 3/pi); "
              "a smaller difference may be real but unresolved."]

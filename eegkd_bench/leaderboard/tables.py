@@ -58,6 +58,8 @@ def build_document(board: Board, paired_pooled: pd.DataFrame, paired_student: pd
             lines += [f"{ds}{partial}: {n} cell(s) skipped: {reason}" for reason, n in reasons]
         after.append(("Skipped datasets", lines))
     after.append(("Paired comparison (Wilcoxon signed-rank)", paired_lines(paired_pooled, ref)))
+    if ref and paired_student["student"].nunique() > 1:  # one student: the same tests as pooled
+        after.append(("Paired comparison by student", paired_lines(paired_student, ref)))
     if board.notes:
         after.append(("Notes", list(board.notes)))
     title_text = title_of(board.datasets, board.simulated, title)
