@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = dict(parse_set(f"{a.dataset}.{text}")[1:] for text in a.set)
         options = dict(resolve(registry, "datasets", a.dataset, {a.dataset: chosen}).options)
         dataset = registry.get("datasets", a.dataset).factory(use_cache=False, **options)
+        students = registry.select("students", a.students)
     except UserError as e:
         p.error(str(e))
     w = dataset.generate()
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = {s: w.part(s) for s in ("train", "val", "test")}
     print(f"{a.dataset} {chosen or '(defaults)'}: subjects (train, val, test) = {dataset.split_counts}, "
           f"windows = {[len(parts[s][1]) for s in parts]}")
-    for name in a.students.split(","):
+    for name in students:
         cfg = dataclasses.replace(PRESETS[a.preset].student_recipe([name]), **changed)
         print(f"{name}: {cfg.epochs} epochs, lr {cfg.lr:g}, batch {cfg.batch_size}")
         scores, t0 = [], time.perf_counter()

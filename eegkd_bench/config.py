@@ -103,6 +103,11 @@ class Settings:
                                    student_cfg=self.recipe("train"), student_overrides=self.student_overrides())
 
 
+def student_recipe(registry: Registry, preset: Preset, student: str) -> TrainConfig:
+    """The training recipe of ``student`` (a registered student or a variant of one) in ``preset``."""
+    return preset.student_recipe([e.name for e in registry.chain("students", student)])
+
+
 def student_of_recipe(name: str) -> str:
     """``"train.eegnet"`` -> ``"eegnet"`` (the student whose own recipe the name sets); else ``""``."""
     prefix, dot, student = name.partition(".")
@@ -384,8 +389,7 @@ def show(registry: Registry, name: str, preset: str = "quick",
         applied = Settings(preset, options=dict(options or {})).applied_preset()
         student = student_of_recipe(name)
         if student:
-            names = [e.name for e in registry.chain("students", student)]
-            opts = recipe_options(applied.student_recipe(names))
+            opts = recipe_options(student_recipe(registry, applied, student))
             return [f"{name}: the recipe of student {student} (defaults of preset {preset})", *_option_rows(opts, {})]
         opts = recipe_options(applied.student_cfg if name == "train" else applied.teacher_cfg)
         what = "student" if name == "train" else "teacher fine-tuning"
@@ -434,4 +438,4 @@ def format_value(v: Any) -> str:
 
 
 __all__ = ["Component", "RECIPES", "Settings", "check_value", "declared_options", "describe", "load_config",
-           "parse_set", "parse_value", "resolve", "settings_from", "show", "student_of_recipe", "validate"]
+           "parse_set", "parse_value", "resolve", "settings_from", "show", "student_of_recipe", "student_recipe", "validate"]

@@ -22,7 +22,7 @@ from eegkd_bench.cell import (
     teacher_init_of,
     teacher_provenance,
 )
-from eegkd_bench.config import Component, resolve
+from eegkd_bench.config import Component, resolve, student_recipe
 from eegkd_bench.data.catalog import load_dataset
 from eegkd_bench.errors import DataUnavailable, DiskSpaceError, UserError
 from eegkd_bench.plugins import core_distribution
@@ -107,7 +107,7 @@ def grid_cells(registry: Registry, dataset: str, teacher: str, students: list[st
     cells = []
     for seed in seeds:
         for s in (resolve(registry, "students", name, options) for name in students):
-            recipe = preset.student_recipe([e.name for e in registry.chain("students", s.name)])
+            recipe = student_recipe(registry, preset, s.name)
             for m in (resolve(registry, "distillers", name, options) for name in methods):
                 cells.append(CellSpec(
                     dataset, teacher, s.name, m.name, seed, preset.name, preset.teacher_cfg, recipe,

@@ -16,7 +16,7 @@ from eegkd_bench.pretrain import PretrainConfig
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from eegkd_bench.cell import make_context
-    from eegkd_bench.config import settings_from, validate
+    from eegkd_bench.config import settings_from, student_recipe, validate
     from eegkd_bench.data.catalog import select_datasets
     from eegkd_bench.executors.pool import start_pool_server
     from eegkd_bench.plugins import get_registry
@@ -46,7 +46,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     reg = validate(get_registry(), settings)  # every option and variant, before anything loads or is written
     preset = settings.applied_preset()
     recipes = [("train", preset.student_cfg), ("teacher_train", preset.teacher_cfg)]
-    recipes += [(f"train.{s}", preset.student_recipe([s])) for s in sorted(preset.student_overrides)]
+    recipes += [(f"train.{s}", student_recipe(reg, preset, s)) for s in sorted(preset.student_overrides)]
     for which, cfg in recipes:
         for field in ("epochs", "batch_size", "eval_batch_size"):  # --epochs is train.epochs
             if getattr(cfg, field) < 1:
@@ -111,9 +111,10 @@ def _print_dry_run(reg: Any, plan: Any, ctx: Any, recipe: Any) -> None:
         preflight_plan(reg, plan, teacher_cache=ctx.teacher_cache)
     cells = plan.cells + [c for c, _ in plan.skipped]
     if cells:
-        print(f"recipe train: {describe(sorted(recipe.as_dict().items()))}")
+        general = recipe.as_dict()
+        print(f"recipe train: {describe(sorted(general.items()))}")
         for student, cfg in {c.student: c.student_cfg for c in cells}.items():
-            changed = {k: v for k, v in cfg.as_dict().items() if recipe.as_dict()[k] != v}
+            changed = {k: v for k, v in cfg.as_dict().items() if general[k] != v}
             if changed:
                 print(f"recipe train.{student}: {describe(sorted(changed.items()))}")
         print(f"recipe teacher_train: {describe(sorted(cells[0].teacher_cfg.as_dict().items()))}")
