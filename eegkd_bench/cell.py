@@ -29,14 +29,14 @@ from eegkd_bench.data.cache import default_cache_dir
 from eegkd_bench.data.catalog import load_dataset
 from eegkd_bench.device import describe, resolve_device
 from eegkd_bench.errors import UserError, one_line
-from eegkd_bench.metrics import KEY_METRIC, task_of
+from eegkd_bench.metrics import KEY_METRIC, compute_metrics, per_subject_metrics, task_of
 from eegkd_bench.plugins import get_registry
 from eegkd_bench.registry import Registry
 from eegkd_bench.results import SCHEMA_VERSION, ResultStore, versions
 from eegkd_bench.storage import atomic_write_text, stable_hash
 from eegkd_bench.teacher_outputs import OnlineTeacher, TeacherOutputs, scratch_dir, teacher_outputs, teacher_target
-from eegkd_bench.teachers import PreparedTeacher, checkpoint_init, prepare_teacher, split_digest
-from eegkd_bench.training import TrainConfig, evaluate, fit
+from eegkd_bench.teachers import PreparedTeacher, checkpoint_init, prepare_teacher, split_digest, test_subjects
+from eegkd_bench.training import TrainConfig, fit, predict_logits
 from eegkd_bench.weights import save_weights
 
 SPLIT_PROTOCOL = "subject-disjoint (dataset-declared train/val/test)"
@@ -302,7 +302,10 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
             source = outputs.for_training()
         result = fit(distiller, X_tr, y_tr, X_va, y_va, windows.n_classes, cell.student_cfg, seed=cell.seed,
                      teacher=source, progress=progress)
-    test = evaluate(distiller, X_te, y_te, windows.n_classes)  # the only time the test split is touched
+    # the only time the test split is touched: one pass, then the metrics overall and per test subject
+    logits = predict_logits(distiller, X_te)
+    test = compute_metrics(y_te, logits, windows.n_classes)
+    per_subject = per_subject_metrics(y_te, logits, windows.n_classes, test_subjects(windows))
     deployed = distiller.deployed()
     cost = cost_report(deployed, spec, latency=ctx.latency)
     # so the student can be exported later; a variant is rebuilt from its base's factory with its options
@@ -315,9 +318,11 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         "status": "ok",
         "error": "",
         "metrics": test,
+        "per_subject": per_subject,
         "val_metrics": result.best_val,
         "teacher_metrics": prepared.test_metrics,
         "teacher_val_metrics": prepared.val_metrics,
+        "teacher_per_subject": prepared.meta.get("test_per_subject"),
         "key_metric": KEY_METRIC[task_of(windows.n_classes)],
         "student_params": cost["params"],
         "student_flops": cost["flops"],

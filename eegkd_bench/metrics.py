@@ -100,6 +100,28 @@ def compute_metrics(y_true: Any, logits: Any, n_classes: int) -> dict[str, float
     return {name: _nan_if_not_finite(out[name]) for name in METRICS[task]}
 
 
+def per_subject_metrics(y_true: Any, logits: Any, n_classes: int, subjects: Any) -> dict[str, list[Any]]:
+    """The task metrics of each subject's windows: ``{"subjects": [...], "n_windows": [...], metric: [...]}``.
+
+    Subjects are listed in sorted order of their ids (as text); each metric list holds one
+    value per subject, ``None`` where the metric is undefined on that subject's windows
+    (AUROC of a subject whose windows are all of one class), so the dict is valid JSON.
+    """
+    y, z = _check_inputs(y_true, logits, n_classes)
+    ids = np.asarray([str(s) for s in np.asarray(subjects).reshape(-1)])
+    if len(ids) != len(y):
+        raise UserError(f"{len(ids)} subject ids but {len(y)} labels; pass one subject id per window")
+    out: dict[str, list[Any]] = {"subjects": [], "n_windows": []}
+    out.update({name: [] for name in METRICS[task_of(n_classes)]})
+    for sid in sorted(set(ids.tolist())):
+        rows = ids == sid
+        out["subjects"].append(sid)
+        out["n_windows"].append(int(rows.sum()))
+        for name, value in compute_metrics(y[rows], z[rows], n_classes).items():
+            out[name].append(None if math.isnan(value) else float(value))
+    return out
+
+
 def pr_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     """Area under the precision-recall curve by the trapezoidal rule (CBraMod's ``pr_auc``).
 
@@ -158,4 +180,5 @@ def _nan_if_not_finite(v: float) -> float:
     return v if math.isfinite(v) else math.nan
 
 
-__all__ = ["HEADLINE", "KEY_METRIC", "METRICS", "better", "compute_metrics", "pr_auc", "softmax", "task_of"]
+__all__ = ["HEADLINE", "KEY_METRIC", "METRICS", "better", "compute_metrics", "per_subject_metrics", "pr_auc",
+           "softmax", "task_of"]

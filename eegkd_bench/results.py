@@ -19,19 +19,29 @@ from eegkd_bench.storage import atomic_write, atomic_write_text
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "skipped")
 
-#: Fields every record carries (others, such as ``distiller_report``, are optional).
+#: The fields of a finished (``ok``) record, in this order in an empty export table; failed and
+#: skipped records carry the ones that describe the cell and its provenance. Others are optional
+#: (``distiller_report``, ``export``, ``history``). A record may lack ``per_subject``, and
+#: ``teacher_per_subject`` is null when the fine-tuned teacher was cached without it; the
+#: leaderboard's statistics then pair seeds instead of subjects.
+#:
+#: ``per_subject`` (and the teacher's ``teacher_per_subject``) holds the test metrics of each test
+#: subject: ``{"subjects": [id, ...], "n_windows": [n, ...], "<metric>": [value or null, ...]}``,
+#: one entry per subject in the same order, for every metric of the task; ``null`` where a metric
+#: is undefined on that subject's windows (AUROC of a subject with one class).
 RECORD_FIELDS = (
     "key", "schema_version", "status", "error",
     # what the cell is
-    "dataset", "data_kind", "data_checksum", "split_protocol", "task", "n_classes",
-    "teacher", "teacher_init", "student", "distiller", "seed", "preset", "config",
+    "dataset", "dataset_label", "data_kind", "data_checksum", "split_protocol", "task", "n_classes", "class_names",
+    "teacher", "teacher_init", "student", "student_label", "distiller", "teacher_base", "student_base",
+    "distiller_base", "seed", "preset", "config",
     # what it measured
-    "metrics", "val_metrics", "teacher_metrics", "key_metric",
-    "student_params", "student_flops", "student_latency_ms", "training_only_params",
-    "teacher_params", "teacher_flops", "teacher_latency_ms",
-    "train_time_s", "best_epoch", "epochs",
+    "metrics", "per_subject", "val_metrics", "teacher_metrics", "teacher_per_subject", "teacher_val_metrics",
+    "key_metric", "student_params", "student_flops", "student_latency_ms", "training_only_params",
+    "teacher_params", "teacher_flops", "teacher_latency_ms", "teacher_head_params",
+    "train_time_s", "best_epoch", "epochs", "teacher_cache", "teacher_cached", "teacher_train_time_s",
     # provenance
-    "versions", "created", "host",
+    "versions", "provenance", "created", "host", "device", "torch_threads", "wall_time_s",
 )
 
 

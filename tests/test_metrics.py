@@ -119,3 +119,22 @@ def test_better_treats_nan_as_worst() -> None:
     assert better(0.1, 0.2, "loss")
     with pytest.raises(UserError, match=r"unknown metric 'kappa'; did you mean 'cohen_kappa'"):
         better(1.0, 0.0, "kappa")
+
+
+def test_per_subject_metrics_by_hand() -> None:
+    from eegkd_bench.metrics import per_subject_metrics
+
+    # subject "a": labels 0, 1, 1 with class-1 logits -1, 2, -2; subject "b": labels 0, 0 (one class)
+    y = [0, 1, 0, 1, 0]
+    s = np.array([-1.0, 2.0, -1.0, -2.0, 1.0])
+    z = np.stack([np.zeros_like(s), s], axis=1)
+    out = per_subject_metrics(y, z, 2, ["a", "a", "b", "a", "b"])
+    assert out["subjects"] == ["a", "b"] and out["n_windows"] == [3, 2]
+    # a: predictions 0, 1, 0 -> accuracy 2/3; recalls 1/1 and 1/2 -> balanced 3/4; AUROC: of the
+    # (positive, negative) pairs (2, -1) and (-2, -1) one is ordered right -> 1/2
+    assert out["accuracy"][0] == pytest.approx(2 / 3) and out["balanced_accuracy"][0] == pytest.approx(0.75)
+    assert out["auroc"][0] == pytest.approx(0.5)
+    # b: one class present: AUROC and AUC-PR undefined (null), accuracy 1/2
+    assert out["auroc"][1] is None and out["auc_pr"][1] is None and out["accuracy"][1] == pytest.approx(0.5)
+    with pytest.raises(UserError, match="one subject id per window"):
+        per_subject_metrics(y, z, 2, ["a", "b"])
