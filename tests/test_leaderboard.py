@@ -343,11 +343,13 @@ def test_each_format_renders() -> None:
     html_text = render(recs, "html")
     assert html_text.startswith("<!DOCTYPE html>") and "<strong>0.630 ± 0.010</strong>" in html_text
     assert 'colspan="1" data-dataset="sim-mi" data-filtered>sim-mi (simulated)</th>' in html_text
-    assert html_text.count("<svg") == 2 + 2  # accuracy vs FLOPs and router heatmap per dataset, inline
+    # accuracy vs FLOPs and router heatmap per dataset, a forest plot per student, the CD diagram; inline
+    assert html_text.count("<svg") == 2 + 2 + 2 + 1
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html_text) and "<link" not in html_text
     tex = render(recs, "latex")
     assert "\\textbf{0.630 $\\pm$ 0.010}" in tex and "\\multicolumn{1}{c}{sim-mi (simulated)}" in tex
-    assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") == 4  # headline, 2 datasets, router
+    # headline, 2 datasets, router; per-dataset comparison, meta-analysis, ranks (no subjects: no intervals)
+    assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") == 4 + 3
     assert "cbramod-mini" in tex and "cbramod_mini" not in tex and "training\\_only" not in tex
     csv_text = render(recs, "csv")
     table = pd.read_csv(StringIO(csv_text), comment="#")
@@ -482,7 +484,9 @@ def test_write_leaderboard_files_and_plots(tmp_path: Path) -> None:
     names = sorted(p.name for p in paths)
     assert names == sorted(["leaderboard.md", "leaderboard.csv", "leaderboard.html", "leaderboard.tex"]
                            + [f"{stem}_{ds}.{ext}" for stem in ("accuracy_vs_flops", "router")
-                              for ds in ("sim-mi", "tuab") for ext in ("png", "svg")])
+                              for ds in ("sim-mi", "tuab") for ext in ("png", "svg")]
+                           + [f"meta_analysis_{s}.{ext}" for s in ("eegnet", "shallowconvnet") for ext in ("png", "svg")]
+                           + ["critical_difference.png", "critical_difference.svg"])
     for p in paths:
         assert p.exists() and p.stat().st_size > 200, p
     board = tmp_path / "board"

@@ -8,10 +8,14 @@ directories. The modules, in the order data flows through them:
 * :mod:`.roles` — which method is proposed, baseline or ablation (from the plugins' registrations);
 * :mod:`.aggregate` — mean ± std over seeds per (teacher, method, student) and dataset;
 * :mod:`.stats` — Wilcoxon signed-rank tests of the proposed methods against every other;
+* :mod:`.subjects` — per-subject scores (averaged over seeds), comparisons per dataset, bootstrap CIs;
+* :mod:`.meta` — the MOABB-style meta-analysis across datasets (Stouffer, combined effect);
+* :mod:`.ranks` — average ranks, the Friedman test and the Nemenyi critical difference;
 * :mod:`.sections` — the report sections methods contribute through ``distiller_report["sections"]``;
-* :mod:`.tables` and :mod:`.document` — the format-independent document;
+* :mod:`.tables`, :mod:`.stat_tables` and :mod:`.document` — the format-independent document;
 * :mod:`.render_md`, :mod:`.render_csv`, :mod:`.render_latex`, :mod:`.render_html` — one renderer each;
-* :mod:`.plots` — accuracy-vs-FLOPs figures and section heatmaps;
+* :mod:`.plots` and :mod:`.stat_plots` — accuracy-vs-FLOPs figures, section heatmaps, the forest plot
+  and the critical-difference diagram;
 * :mod:`.output` — :func:`render`, :func:`write_leaderboard`, :func:`export_records`.
 """
 from __future__ import annotations

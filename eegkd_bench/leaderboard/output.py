@@ -9,6 +9,7 @@ from eegkd_bench.errors import UserError
 from eegkd_bench.leaderboard.aggregate import Board, build_board, shown_under_label
 from eegkd_bench.leaderboard.document import Document
 from eegkd_bench.leaderboard.sections import report_sections
+from eegkd_bench.leaderboard.stat_tables import Statistics, board_statistics
 from eegkd_bench.leaderboard.stats import paired
 from eegkd_bench.leaderboard.tables import build_document
 
@@ -25,8 +26,9 @@ def _check_format(fmt: str) -> None:
 
 def _prepare(records: list[dict[str, Any]], title: str | None, command: str | None,
              metric: str | Sequence[str] | None, digits: int,
-             reference: str | Sequence[str] | None) -> tuple[Board, Document]:
+             reference: str | Sequence[str] | None) -> tuple[Board, Statistics, Document]:
     from eegkd_bench.leaderboard.plots import figure_specs
+    from eegkd_bench.leaderboard.stat_plots import statistics_figures
 
     records = [shown_under_label(r) for r in records]
     board = build_board(records, metric, reference=reference)
@@ -35,17 +37,18 @@ def _prepare(records: list[dict[str, Any]], title: str | None, command: str | No
     pooled = paired(board, one)
     per_student = paired(board, "primary", by_student=True)
     sections = report_sections(board.ok, board.roles, board.notes)
-    doc = build_document(board, pooled, per_student, sections, records, title, command, digits)
+    statistics = board_statistics(board)
+    doc = build_document(board, pooled, per_student, sections, records, title, command, digits, statistics)
     plot_metric = metric if isinstance(metric, str) and metric != "key" and "," not in metric else None
-    doc.figures = figure_specs(board, sections, plot_metric)
-    return board, doc
+    doc.figures = figure_specs(board, sections, plot_metric) + statistics_figures(board, statistics)
+    return board, statistics, doc
 
 
-def _text(board: Board, doc: Document, fmt: str, *, figures: bool = False) -> str:
+def _text(board: Board, statistics: Statistics, doc: Document, fmt: str, *, figures: bool = False) -> str:
     from eegkd_bench.leaderboard import render_csv, render_html, render_latex, render_md
 
     if fmt == "csv":
-        return render_csv.render_csv(board, doc)
+        return render_csv.render_csv(board, doc, statistics)
     if fmt == "md":
         return render_md.render_md(doc, figures=figures)
     if fmt == "latex":
@@ -62,15 +65,16 @@ def render(records: Iterable[dict[str, Any]], fmt: str = "md", title: str | None
     every other (default: the role each plugin declares). HTML embeds its figures.
     """
     _check_format(fmt)
-    board, doc = _prepare(list(records), title, command, metric, digits, reference)
-    return _text(board, doc, fmt)
+    board, statistics, doc = _prepare(list(records), title, command, metric, digits, reference)
+    return _text(board, statistics, doc, fmt)
 
 
 def write_leaderboard(records: Iterable[dict[str, Any]], out_dir: Path | str,
                       formats: Sequence[str] = ("md", "csv", "html", "latex"), command: str | None = None,
                       *, title: str | None = None, metric: str | None = None,
                       reference: str | Sequence[str] | None = None) -> list[Path]:
-    """Write ``leaderboard.<ext>`` in each format plus every figure (PNG, SVG): accuracy vs FLOPs, heatmaps."""
+    """Write ``leaderboard.<ext>`` in each format plus every figure (PNG, SVG): accuracy vs FLOPs, heatmaps,
+    the meta-analysis forest plot and the critical-difference diagram."""
     from eegkd_bench.leaderboard.plots import save_figures
 
     records = list(records)
@@ -83,11 +87,11 @@ def write_leaderboard(records: Iterable[dict[str, Any]], out_dir: Path | str,
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create leaderboard directory {out}: {exc.strerror}; pass a writable --out") from None
-    board, doc = _prepare(records, title, command, metric, 3, reference)
+    board, statistics, doc = _prepare(records, title, command, metric, 3, reference)
     paths = []
     for fmt in formats:
         path = out / f"leaderboard.{EXTENSIONS[fmt]}"
-        path.write_text(_text(board, doc, fmt, figures=True), encoding="utf-8")
+        path.write_text(_text(board, statistics, doc, fmt, figures=True), encoding="utf-8")
         paths.append(path)
     return paths + save_figures(doc.figures, out)
 

@@ -6,7 +6,7 @@ from eegkd_bench.leaderboard.document import Document
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "±": r"$\pm$", "—": "---", "→": r"$\rightarrow$", "·": r"$\cdot$", "α": r"$\alpha$",
-                  "Δ": r"$\Delta$", "†": r"$\dagger$", "<": r"$<$", ">": r"$>$"}
+                  "Δ": r"$\Delta$", "†": r"$\dagger$", "<": r"$<$", ">": r"$>$", "≥": r"$\geq$"}
 
 
 def tex(s: str) -> str:
@@ -38,7 +38,11 @@ def render_latex(doc: Document) -> str:
             vals = [tex(s) for s in row.stub] + [f"\\textbf{{{tex(c.text)}}}" if c.best and c.text else tex(c.text)
                                                  for c in row.cells]
             out.append(" & ".join(vals) + " \\\\")
-        out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+        out += ["\\bottomrule", "\\end{tabular}"]
+        if t.notes:
+            out.append("\\par\\smallskip")
+            out += [f"\\emph{{{tex(note)}}}\\par" for note in t.notes]
+        out.append("\\end{table}")
         out += [f"% figure: {f.stem}.png ({f.caption})" for f in doc.figures if f.table == t.key]
     for heading, lines in doc.after:
         out.append(f"% --- {heading}")

@@ -12,6 +12,7 @@ from eegkd_bench.leaderboard.aggregate import COST_FIELDS, Board
 from eegkd_bench.leaderboard.document import LABELS, Cell, Document, Row, Table, eng, provenance, title_of
 from eegkd_bench.leaderboard.roles import TEACHER_ROW
 from eegkd_bench.leaderboard.sections import Section
+from eegkd_bench.leaderboard.stat_tables import Statistics, statistics_tables
 from eegkd_bench.leaderboard.stats import ALPHA, MIN_PAIRS, paired_lines
 
 #: Cost columns of the headline, and which of them get a share of the teacher's.
@@ -21,12 +22,14 @@ _VS_TEACHER = {"params", "flops", "latency_ms", "onnx_kb", "onnx_latency_ms"}
 
 def build_document(board: Board, paired_pooled: pd.DataFrame, paired_student: pd.DataFrame,
                    sections: list[Section], records: list[dict[str, Any]], title: str | None,
-                   command: str | None, digits: int) -> Document:
+                   command: str | None, digits: int, statistics: Statistics | None = None) -> Document:
     """The whole leaderboard as a :class:`Document` (figures are added by the caller)."""
     n_common = common_n(board)
     tables = [headline_table(board, paired_student, n_common, digits)]
     tables += [dataset_table(board, ds, n_common, digits) for ds in board.datasets]
     tables += [section_table(board, s) for s in sections]
+    if statistics is not None:
+        tables += statistics_tables(board, statistics, digits)
     ref = board.roles.label()
     seeds = (f"n = {n_common} seed{'s' if n_common != 1 else ''} unless shown" if n_common
              else "the number of seeds as shown")
