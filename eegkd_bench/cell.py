@@ -32,7 +32,7 @@ from eegkd_bench.errors import UserError, one_line
 from eegkd_bench.metrics import KEY_METRIC, compute_metrics, per_subject_metrics, task_of
 from eegkd_bench.plugins import get_registry
 from eegkd_bench.registry import Registry
-from eegkd_bench.results import SCHEMA_VERSION, ResultStore, versions
+from eegkd_bench.results import SCHEMA_VERSION, ResultStore, row_identity, versions
 from eegkd_bench.storage import atomic_write_text, stable_hash
 from eegkd_bench.teacher_outputs import OnlineTeacher, TeacherOutputs, scratch_dir, teacher_outputs, teacher_target
 from eegkd_bench.teachers import PreparedTeacher, checkpoint_init, prepare_teacher, split_digest, test_subjects
@@ -92,6 +92,15 @@ class CellSpec:
             d["dataset_options"] = self.dataset_key_options()
         d["teacher_cfg"], d["student_cfg"] = self.teacher_cfg.as_dict(), self.student_cfg.as_dict()
         return d
+
+    def row_identity(self, teacher_init: str | None = None) -> tuple[Any, ...]:
+        """The identity of this cell's row in tables (:func:`eegkd_bench.results.row_identity` of its record).
+
+        :meth:`identity` keys the result (every option, the recipe, the packages); the row is what a
+        reader tells apart: dataset label, teacher and its init label, student, distiller, seed.
+        ``teacher_init`` defaults to the init of ``teacher_checkpoint``.
+        """
+        return row_identity(base_record(self, teacher_init=teacher_init))
 
     def label(self) -> str:
         """How progress output names the cell."""
@@ -397,7 +406,7 @@ def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str |
         "n_classes": None,
         "class_names": None,
         "teacher": cell.teacher,
-        "teacher_init": teacher_init,
+        "teacher_init": teacher_init if teacher_init is not None else _init_if_known(cell),
         "student": cell.student,
         "distiller": cell.distiller,
         "teacher_base": cell.factory_name("teacher"),
@@ -419,6 +428,14 @@ def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str |
         record.update(data_kind=windows.kind, data_checksum=windows.checksum, task=windows.task,
                       n_classes=windows.n_classes, class_names=[str(c) for c in windows.class_names])
     return record
+
+
+def _init_if_known(cell: CellSpec) -> str | None:
+    """The teacher's init of a cell whose data never loaded (part of its row), None when the checkpoint is unreadable."""
+    try:
+        return teacher_init_of(cell.teacher_checkpoint)
+    except (UserError, OSError):
+        return None
 
 
 def skipped_record(cell: CellSpec, reason: str) -> dict[str, Any]:

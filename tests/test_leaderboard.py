@@ -601,3 +601,55 @@ def test_leaderboard_cli_reference(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "Δ vs kd" in (tmp_path / "b" / "leaderboard.md").read_text()
     assert main(["leaderboard", "--results", str(store), "--reference", "dlnk"]) == 2
     assert "did you mean 'dlink'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- row identity
+def test_three_kd_cells_on_sim_mi_are_three_rows(tmp_path: Path) -> None:
+    """Default data, non-default dataset options and another teacher init are three rows, everywhere:
+    the cell specs, --latest, merging result directories and the leaderboard."""
+    from eegkd_bench.cell import base_record
+    from eegkd_bench.plan import grid_cells
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.presets import PRESETS
+    from eegkd_bench.results import latest_records, row_identity
+    from eegkd_bench.teachers import resolve_checkpoint
+
+    reg = get_registry()
+    pretrained = resolve_checkpoint(reg.get("teachers", "cbramod-sim"), "sim-pretrained")
+    specs = [grid_cells(reg, "sim-mi", "cbramod-sim", ["eegnet"], ["kd"], (0,), PRESETS["quick"],
+                        teacher_checkpoint=ckpt, options=opts)[0]
+             for ckpt, opts in ((pretrained, None), (pretrained, {"sim-mi": {"n_subjects": 16}}), (None, None))]
+    rows = [s.row_identity() for s in specs]
+    assert len(set(rows)) == 3
+    assert rows[0][:3] == ("sim-mi", "cbramod-sim", "sim-pretrained")
+    assert rows[1][0] == "sim-mi[n_subjects=16]" and rows[2][2] == "random"
+    assert [row_identity(base_record(s)) for s in specs] == rows  # the record a spec writes names the same row
+
+    recs = []
+    for i, (label, init) in enumerate((("sim-mi", "sim-pretrained sha256:aa"),
+                                       ("sim-mi[n_subjects=16]", "sim-pretrained sha256:aa"),
+                                       ("sim-mi", "random"))):
+        r = make_record("sim-mi", "kd", "eegnet", 0, value=0.5 + 0.1 * i, created=f"2025-0{i + 1}-01T00:00:00+00:00")
+        r.update(key=f"cell-{i}", dataset_label=label, teacher_init=init)
+        recs.append(r)
+    assert latest_records(recs) == recs
+    merged, warnings = merge_result_dirs([_store(tmp_path / "r", recs)])
+    assert len(latest_records(merged)) == 3 and not warnings
+    md = render(latest_records(merged), "md")
+    head = lines_of(md, "Headline")
+    assert "| sim-mi (simulated) · Bal. acc | sim-mi[n_subjects=16] (simulated) · Bal. acc |" in head[0]
+    kd = [line for line in head if "| kd | eegnet |" in line]
+    assert len(kd) == 2 and {line.split("|")[1].strip() for line in kd} == {"cbramod-mini (random)",
+                                                                             "cbramod-mini (sim-pretrained)"}
+    # the same row computed again (a newer file of the same checkpoint): only the newest counts
+    again = {**recs[0], "key": "cell-3", "teacher_init": "sim-pretrained sha256:bb", "created": "2025-06-01T00:00:00"}
+    assert latest_records(recs + [again]) == recs[1:] + [again]
+
+
+def test_a_skipped_record_without_an_init_is_superseded_by_the_run(tmp_path: Path) -> None:
+    ran = make_record("sim-mi", "kd", "eegnet", 0)
+    ran.update(dataset_label="sim-mi", teacher_init="sim-pretrained sha256:aa")
+    skipped = {**ran, "key": "skip-x", "status": "skipped", "teacher_init": None, "error": "skipped: no data"}
+    other = {**skipped, "key": "skip-y", "dataset_label": "sim-mi[n_subjects=16]"}  # another row: kept
+    merged, _ = merge_result_dirs([_store(tmp_path / "r", [ran, skipped, other])])
+    assert sorted(r["key"] for r in merged) == sorted([ran["key"], "skip-y"])

@@ -20,8 +20,8 @@ from eegkd_bench.pretrain import PretrainConfig
 from eegkd_bench.registry import KINDS
 
 DEFAULT_RESULTS = "eegkd-results"
-LATEST_HELP = ("keep only the newest record of each (dataset, teacher, student, distiller, seed), e.g. after an "
-               "option default or a plugin version changed")
+LATEST_HELP = ("keep only the newest record of each row (dataset with its non-default options, teacher and its "
+               "init, student, distiller, seed), e.g. after an option default or a plugin version changed")
 PRETRAIN_DEFAULTS = PretrainConfig()
 
 

@@ -24,6 +24,7 @@ from eegkd_bench.errors import UserError
 from eegkd_bench.leaderboard.merge import canonical, created
 from eegkd_bench.leaderboard.roles import TEACHER_ROW, Roles, resolve_roles
 from eegkd_bench.metrics import HEADLINE, KEY_METRIC, METRICS
+from eegkd_bench.results import init_label, row_identity
 
 #: (record field, frame field) of the deployed student's cost, and the teacher's counterpart.
 COST_FIELDS = (("student_params", "params"), ("student_flops", "flops"),
@@ -211,18 +212,19 @@ def _reason(rec: dict[str, Any]) -> str:
 
 
 def teacher_labeler(records: list[dict[str, Any]]):
-    """Row label of a record's teacher: its name, plus the init or preset when those tell teachers apart."""
+    """Row label of a record's teacher: its name, plus its init label (:func:`eegkd_bench.results.init_label`)
+    or preset when those tell teachers apart."""
     inits: dict[str, set[str]] = defaultdict(set)
     presets = {r.get("preset") for r in records if r.get("status") != "skipped"}
     for r in records:
         if r.get("teacher_init"):
-            inits[str(r.get("teacher"))].add(str(r["teacher_init"]))
+            inits[str(r.get("teacher"))].add(init_label(r["teacher_init"]))
 
     def label(r: dict[str, Any]) -> str:
         name = str(r.get("teacher"))
         parts = []
         if len(inits[name]) > 1 and r.get("teacher_init"):
-            init = str(r["teacher_init"])
+            init = init_label(r["teacher_init"])
             parts.append(init[:15] if init.startswith("sha256:") else init)
         if len(presets) > 1:
             parts.append(f"preset {r.get('preset')}")
@@ -232,11 +234,12 @@ def teacher_labeler(records: list[dict[str, Any]]):
 
 
 def _newest_per_seed(ok: list[dict[str, Any]], label_of, notes: list[str]) -> list[dict[str, Any]]:
-    """One record per (teacher, distiller, student, dataset, seed): the newest, so a seed is never counted twice."""
+    """One record per row (:func:`eegkd_bench.results.row_identity`; and preset, when the teacher's row label
+    names it): the newest, so a seed is never counted twice."""
     best: dict[tuple[Any, ...], dict[str, Any]] = {}
     dropped = 0
     for r in ok:
-        k = (label_of(r), r.get("distiller"), student_label(r), r.get("dataset"), r.get("seed"))
+        k = row_identity(r) + (label_of(r),)
         if k in best:
             dropped += 1
             if created(r) <= created(best[k]):

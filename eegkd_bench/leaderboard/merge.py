@@ -59,8 +59,14 @@ def _preference(rec: dict[str, Any]) -> tuple[bool, datetime]:
 
 
 def _identity(rec: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(rec.get(k) for k in ("dataset", "teacher", "student", "distiller", "seed", "preset")) + (
-        canonical(rec.get("config")),)
+    """The cell's row (:func:`eegkd_bench.results.row_identity`), its preset and its configuration."""
+    from eegkd_bench.results import row_identity
+
+    return row_identity(rec) + (rec.get("preset"), canonical(rec.get("config")))
+
+
+def _without_init(identity: tuple[Any, ...]) -> tuple[Any, ...]:
+    return identity[:2] + identity[3:]
 
 
 def _drop_superseded(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -68,14 +74,18 @@ def _drop_superseded(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     The runner does the same inside one directory (a finished cell deletes its
     stale skip record); across machines the records carry different keys, so
-    it has to happen here.
+    it has to happen here. A skipped record that does not name its teacher's init
+    is superseded by a run of the cell with any init.
     """
     ran = {_identity(r) for r in records if r.get("status") in ("ok", "failed")}
+    ran_any_init = {_without_init(i) for i in ran}
     succeeded = {_identity(r) for r in records if r.get("status") == "ok"}
     out = []
     for r in records:
-        status = r.get("status")
-        if (status == "skipped" and _identity(r) in ran) or (status == "failed" and _identity(r) in succeeded):
+        status, identity = r.get("status"), _identity(r)
+        if status == "skipped" and (identity in ran or (not identity[2] and _without_init(identity) in ran_any_init)):
+            continue
+        if status == "failed" and identity in succeeded:
             continue
         out.append(r)
     return out
