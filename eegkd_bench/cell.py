@@ -27,7 +27,7 @@ from eegkd_bench.api import Distiller, EEGWindows
 from eegkd_bench.cost import cost_report
 from eegkd_bench.data.cache import default_cache_dir
 from eegkd_bench.data.catalog import load_dataset
-from eegkd_bench.device import describe, resolve_device
+from eegkd_bench.device import cpu_info, describe, resolve_device
 from eegkd_bench.errors import UserError, one_line
 from eegkd_bench.metrics import KEY_METRIC, compute_metrics, per_subject_metrics, task_of
 from eegkd_bench.plugins import get_registry
@@ -423,6 +423,7 @@ def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str |
         "provenance": dict(cell.provenance),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": f"{socket.gethostname()} ({platform.machine()})",
+        "cpu": cpu_info(),
     }
     if windows is not None:
         record.update(data_kind=windows.kind, data_checksum=windows.checksum, task=windows.task,

@@ -7,6 +7,10 @@ batch-1, one-thread CPU figure by definition), so they do not depend on it.
 from __future__ import annotations
 
 import copy
+import os
+import platform
+from functools import lru_cache
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,6 +50,76 @@ def describe(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
     return device
+
+
+#: The CPU instruction-set extensions that decide which kernels torch, oneDNN and MKL run (x86 and Arm).
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "amx_fp16",
+             "asimd", "asimdhp", "asimddp", "sve", "sve2", "bf16", "i8mm")
+
+
+@lru_cache(maxsize=1)
+def cpu_info() -> dict[str, Any]:
+    """The CPU a record was computed on, as far as it decides speed and numerics.
+
+    ``model`` (``/proc/cpuinfo``, else ``platform.processor()``), ``machine``, ``logical_cores``,
+    ``flags`` (those of :data:`CPU_FLAGS` the CPU has; empty where ``/proc/cpuinfo`` is absent),
+    ``torch_capability`` (the vectorised kernels torch dispatches to: ``DEFAULT``, ``AVX2``,
+    ``AVX512``, ...), ``mkl`` and ``mkldnn`` (oneDNN) availability, and ``parallel``: the threading
+    and math libraries torch was built with (from ``torch.__config__.parallel_info()``, without the
+    thread counts, which ``torch_threads`` records per cell).
+    """
+    model, flags = _proc_cpuinfo()
+    try:
+        capability = str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # older torch
+        capability = "unknown"
+    return {
+        "model": model or platform.processor() or platform.machine(),
+        "machine": platform.machine(),
+        "logical_cores": os.cpu_count(),
+        "flags": [f for f in CPU_FLAGS if f in flags],
+        "torch_capability": capability,
+        "mkl": bool(torch.backends.mkl.is_available()),
+        "mkldnn": bool(torch.backends.mkldnn.is_available()),
+        "parallel": _parallel_summary(),
+    }
+
+
+def _proc_cpuinfo() -> tuple[str, set[str]]:
+    """(model name, flags) of the first processor in ``/proc/cpuinfo``; ("", set()) where it cannot be read."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("model name", "hardware", "cpu model") and not model:
+                    model = value.strip()
+                elif key in ("flags", "features") and not flags:
+                    flags = set(value.split())
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    return model, flags
+
+
+def _parallel_summary() -> list[str]:
+    """The library lines of torch's parallel info: its OpenMP, MKL and oneDNN builds and its parallel backend."""
+    try:
+        text = torch.__config__.parallel_info()
+    except Exception:  # pragma: no cover - a torch without it
+        return []
+    out = []
+    for line in text.splitlines():
+        item = line.strip()
+        if not item or line[0].isspace() or item.startswith(("ATen/Parallel", "Environment variables")):
+            continue  # thread counts and environment variables, indented under their heading
+        if ":" in item and not item.startswith("ATen parallel backend"):
+            continue  # std::thread::hardware_concurrency() : N
+        out.append(item)
+    return out
 
 
 def module_device(module: nn.Module) -> torch.device:

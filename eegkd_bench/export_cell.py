@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from eegkd_bench.api import EEGWindows
 from eegkd_bench.data.catalog import make_dataset
+from eegkd_bench.device import cpu_info
 from eegkd_bench.errors import UserError, one_line
 from eegkd_bench.registry import Registry
 from eegkd_bench.results import ResultStore
@@ -173,7 +174,7 @@ def _sidecar(record: dict[str, Any], payload: dict[str, Any], windows: EEGWindow
                        "trained_with": record.get("versions"), "trained": record.get("created"),
                        "exported_with": {**versions(), **ex.deploy_versions()},
                        "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                       "host": f"{socket.gethostname()} ({platform.machine()})"},
+                       "host": f"{socket.gethostname()} ({platform.machine()})", "cpu": cpu_info()},
     }
 
 

@@ -41,7 +41,7 @@ RECORD_FIELDS = (
     "teacher_params", "teacher_flops", "teacher_latency_ms", "teacher_head_params",
     "train_time_s", "best_epoch", "epochs", "teacher_cache", "teacher_cached", "teacher_train_time_s",
     # provenance
-    "versions", "provenance", "created", "host", "device", "torch_threads", "wall_time_s",
+    "versions", "provenance", "created", "host", "cpu", "device", "torch_threads", "wall_time_s",
 )
 
 

@@ -98,3 +98,32 @@ def test_cluster_jobs_resolve_the_device_on_their_own_node(tmp_path):
     else:
         with pytest.raises(UserError, match="no CUDA GPU is visible"):
             run_chunk([], ctx, threads=1)
+
+
+def test_records_carry_the_cpu_they_ran_on():
+    """Model and instruction-set flags as /proc/cpuinfo states them, torch's kernel choice, MKL and oneDNN."""
+    import json
+    import os
+
+    from eegkd_bench.cell import base_record
+    from eegkd_bench.device import CPU_FLAGS, cpu_info
+    from eegkd_bench.presets import PRESETS
+
+    info = cpu_info()
+    assert set(info) == {"model", "machine", "logical_cores", "flags", "torch_capability", "mkl", "mkldnn",
+                         "parallel"}
+    assert info["torch_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert info["mkl"] == torch.backends.mkl.is_available() and info["logical_cores"] == os.cpu_count()
+    assert set(info["flags"]) <= set(CPU_FLAGS)
+    assert not any("threads" in line or "Environment" in line for line in info["parallel"])  # counts vary per run
+    if os.path.exists("/proc/cpuinfo"):
+        text = open("/proc/cpuinfo", encoding="utf-8").read()
+        model = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
+        assert info["model"] == model
+        flags = set(next(line.split(":", 1)[1] for line in text.splitlines() if line.startswith("flags")).split())
+        assert set(info["flags"]) == flags & set(CPU_FLAGS)
+    from eegkd_bench.cell import CellSpec
+
+    preset = PRESETS["quick"]
+    record = base_record(CellSpec("d", "t", "s", "kd", 0, "quick", preset.teacher_cfg, preset.student_cfg))
+    assert json.loads(json.dumps(record))["cpu"] == info

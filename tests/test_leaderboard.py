@@ -630,7 +630,8 @@ def test_three_kd_cells_on_sim_mi_are_three_rows(tmp_path: Path) -> None:
                                        ("sim-mi[n_subjects=16]", "sim-pretrained sha256:aa"),
                                        ("sim-mi", "random"))):
         r = make_record("sim-mi", "kd", "eegnet", 0, value=0.5 + 0.1 * i, created=f"2025-0{i + 1}-01T00:00:00+00:00")
-        r.update(key=f"cell-{i}", dataset_label=label, teacher_init=init)
+        r.update(key=f"cell-{i}", dataset_label=label, teacher_init=init,
+                 cpu={"model": "Xeon", "logical_cores": 2, "torch_capability": "AVX512"})
         recs.append(r)
     assert latest_records(recs) == recs
     merged, warnings = merge_result_dirs([_store(tmp_path / "r", recs)])
@@ -638,6 +639,7 @@ def test_three_kd_cells_on_sim_mi_are_three_rows(tmp_path: Path) -> None:
     md = render(latest_records(merged), "md")
     head = lines_of(md, "Headline")
     assert "| sim-mi (simulated) · Bal. acc | sim-mi[n_subjects=16] (simulated) · Bal. acc |" in head[0]
+    assert "- **CPUs**: Xeon (2 logical cores, torch kernels AVX512)" in md
     kd = [line for line in head if "| kd | eegnet |" in line]
     assert len(kd) == 2 and {line.split("|")[1].strip() for line in kd} == {"cbramod-mini (random)",
                                                                              "cbramod-mini (sim-pretrained)"}

@@ -102,7 +102,7 @@ def title_of(datasets: list[str], simulated: list[str], title: str | None) -> st
 
 
 def provenance(records: list[dict[str, Any]], command: str | None) -> list[tuple[str, str]]:
-    """(label, text) lines: command, versions, date, record counts, presets, data kind, teacher init, hosts."""
+    """(label, text) lines: command, versions, date, record counts, presets, data kind, teacher init, hosts, CPUs."""
     status = Counter(r.get("status") for r in records)
 
     def versions_of(pkg: str) -> str:
@@ -119,6 +119,8 @@ def provenance(records: list[dict[str, Any]], command: str | None) -> list[tuple
 
     kinds = Counter(str(r.get("data_kind")) for r in records if r.get("data_kind"))
     hosts = sorted({str(r.get("host")) for r in records if r.get("host")})
+    cpus = sorted({f"{c.get('model')} ({c.get('logical_cores')} logical cores, torch kernels {c.get('torch_capability')})"
+                   for c in (r.get("cpu") for r in records) if isinstance(c, dict)})
     presets = sorted({str(r.get("preset")) for r in records if r.get("preset")})
     inits = sorted({init_text(r) for r in records if r.get("teacher_init")})
     return [
@@ -132,4 +134,5 @@ def provenance(records: list[dict[str, Any]], command: str | None) -> list[tuple
         ("presets", ", ".join(presets) or "unknown"),
         ("teacher init", "; ".join(inits) or "unknown"),
         ("hosts", ", ".join(hosts) or "unknown"),
+        ("CPUs", "; ".join(cpus) or "not recorded"),
     ]
