@@ -40,6 +40,10 @@ class TrainConfig:
     eval_batch_size: int = 256
     augment: str = "none"  # "none" | "jitter" (amplitude scaling, noise, circular time shift)
     max_steps: int = 0  # optimizer steps per epoch at most (0: every batch); for smoke tests and benchmarks
+    #: Before each validation pass, recompute batch-norm running statistics from training windows
+    #: (:func:`recalibrate_batch_norm`), so epoch selection sees the population statistics and not a
+    #: lagging moving average (EEGNet's momentum of 0.01 lags for hundreds of steps).
+    bn_recalibrate: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """The recipe as a dict; ``max_steps`` only when set, so recipes without it keep their keys."""
@@ -181,6 +185,8 @@ def fit(
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
             seen += len(idx)
         train_terms = {k: v / max(1, seen) for k, v in sums.items()}
+        if cfg.bn_recalibrate:
+            recalibrate_batch_norm(model, X_train, cfg.eval_batch_size, gen)
         val = evaluate(model, X_val, y_val, n_classes, cfg.eval_batch_size)
         selectable = getattr(model, "selectable_epoch", None)
         # a warm-up stage's epochs are never restored; the last epoch is, if nothing else qualified
@@ -205,6 +211,49 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     return FitResult(best_epoch + 1, best or {}, history, time.perf_counter() - t0, stopped_early)
+
+
+#: Training windows :func:`recalibrate_batch_norm` reads at most (a seeded random subset beyond that).
+BN_RECALIBRATION_WINDOWS = 2048
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(model: nn.Module, X: np.ndarray | WindowRows, batch_size: int,
+                           gen: torch.Generator) -> bool:
+    """Replace every batch-norm layer's running statistics by their average over training windows.
+
+    Only the batch-norm layers run in training mode (dropout stays off), on clean inputs through
+    ``model.predict`` (the deployed network); the statistics are the cumulative average over the
+    batches (``momentum=None``), i.e. the training population's, which is what evaluation mode
+    assumes. Returns whether the model had any batch norm (nothing runs otherwise).
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return False
+    n = len(X)
+    idx = np.arange(n)
+    if n > BN_RECALIBRATION_WINDOWS:
+        idx = np.sort(torch.randperm(n, generator=gen)[:BN_RECALIBRATION_WINDOWS].numpy())
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    fn = getattr(model, "predict", model)
+    device = module_device(model)
+    try:
+        for start in range(0, len(idx), batch_size):
+            rows = idx[start:start + batch_size]
+            if len(rows) < 2:
+                continue  # batch norm needs two windows; the cumulative average skips this remainder
+            fn(torch.from_numpy(read_rows(X, rows)).to(device, non_blocking=True))
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    return True
 
 
 @torch.inference_mode()

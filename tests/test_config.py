@@ -178,7 +178,8 @@ def test_a_students_own_recipe_changes_its_cells_only(tmp_path):
     s.set("eeg4", "F1", 4)
     reg = validate(get_registry(), s)
     preset = s.applied_preset()
-    assert preset.student_overrides == {"eegnet": {"epochs": 9, "batch_size": 4}}
+    # the preset's own EEGNet change the run did not set (its warm-up epoch) stays
+    assert preset.student_overrides == {"eegnet": {"warmup_epochs": 1, "epochs": 9, "batch_size": 4}}
     cells = grid_cells(reg, "sim-mi", "cbramod-mini", ["eegnet", "eeg4", "shallowconvnet"], ["none"], (0,), preset,
                        options=s.options)
     by = {c.student: c.student_cfg for c in cells}
@@ -328,7 +329,7 @@ def test_show_lists_options_with_defaults_types_and_help(capsys):
     from eegkd_bench.plugins import get_registry
 
     lines = show(get_registry(), "train", "quick", {"train.eegnet": {"epochs": 21}})
-    assert "  train.eegnet: epochs=21 lr=0.01 (see eegkd-bench show train.eegnet)" in lines
+    assert "  train.eegnet: epochs=21 lr=0.01 warmup_epochs=1 (see eegkd-bench show train.eegnet)" in lines
     lines = show(get_registry(), "train.eegnet", "quick", {"train.eegnet": {"epochs": 21}})
     assert any(line.split()[:2] == ["epochs", "21"] for line in lines)
     assert main(["show", "kd-t8", "--config", str(EXAMPLE)]) == 0
@@ -350,7 +351,7 @@ def test_dry_run_prints_resolved_options_and_writes_nothing(capsys, tmp_path, mo
     out = capsys.readouterr().out
     assert code == 0, out
     assert "recipe train:" in out and "lr=0.0003" in out  # --set over the file
-    assert "recipe train.eegnet: batch_size=4\n" in out  # the run's train.lr beats the preset's eegnet lr
+    assert "recipe train.eegnet: batch_size=4 warmup_epochs=1\n" in out  # the run's train.lr beats the preset's eegnet lr
     assert "distiller kd-t2 (variant of kd): alpha=0.5 temperature=2.0" in out
     assert "distiller kd-t8 (variant of kd): alpha=0.5 temperature=8.0" in out
     assert "distiller kd: alpha=0.5 temperature=4.0" in out and "student eegnet: D=2 F1=4" in out

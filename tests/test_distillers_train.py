@@ -252,7 +252,7 @@ DOCUMENTED_DEFAULTS = {
     "kd": {"temperature": 4.0, "alpha": 0.9},
     "fitnets": {"stage": "two-stage", "hint_epochs": None, "hint_weight": 1.0, "kd_weight": 1.0, "temperature": 4.0,
                 "student_layer": None, "teacher_layer": None},
-    "rkd": {"distance_weight": 25.0, "angle_weight": 50.0},
+    "rkd": {"distance_weight": 1.0, "angle_weight": 2.0},
     "at": {"beta": 1000.0, "student_layers": None, "teacher_layers": None},
     "pkt": {"weight": 30000.0},
     "dkd": {"alpha": 1.0, "beta": 8.0, "temperature": 4.0, "warmup": None, "ce_weight": 1.0},
@@ -424,3 +424,41 @@ def test_runs_in_the_shared_training_loop(name):
     result = fit(d, x.numpy(), y.numpy(), x.numpy(), y.numpy(), SPEC.n_classes,
                  TrainConfig(epochs=3, batch_size=10), seed=0, teacher=Source())
     assert len(result.history) == 3 and np.isfinite(result.history[-1]["loss"]["ce"])
+
+
+class _BatchNormNet(nn.Module):
+    """A conv + slow batch norm (EEGNet's momentum 0.01) + linear head, trainable by ``fit``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, 1)
+        self.bn = nn.BatchNorm1d(4, momentum=0.01)
+        self.drop = nn.Dropout(0.5)
+        self.head = nn.Linear(4, 2)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(self.bn(self.conv(x))).mean(-1))
+
+    def losses(self, x, y, teacher):
+        return {"ce": nn.functional.cross_entropy(self.predict(x), y)}
+
+
+@pytest.mark.parametrize("recalibrate", [True, False])
+def test_batch_norm_statistics_are_the_training_population_s_before_each_validation(recalibrate):
+    from eegkd_bench.training import TrainConfig, fit
+
+    rng = np.random.default_rng(0)
+    X = (5.0 * rng.standard_normal((64, 3, 10)) + 3.0).astype(np.float32)
+    y = (np.arange(64) % 2).astype(np.int64)
+    torch.manual_seed(0)
+    net = _BatchNormNet()
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=1e-3, bn_recalibrate=recalibrate)
+    fit(net, X, y, X[:16], y[:16], 2, cfg, seed=0)
+    with torch.no_grad():
+        pre = net.conv(torch.from_numpy(X))  # (N, 4, T): what the batch norm normalises
+    population_mean = pre.mean(dim=(0, 2))
+    close = torch.allclose(net.bn.running_mean, population_mean, atol=1e-3)
+    assert close == recalibrate  # a momentum of 0.01 leaves the running mean far from it after 8 steps
+    if recalibrate:
+        assert torch.allclose(net.bn.running_var, pre.var(dim=(0, 2)), rtol=2e-2)
+        assert net.bn.momentum == 0.01 and net.training  # the layer's own settings come back

@@ -70,7 +70,7 @@ from eegkd_plugins.distillers.router import (
     balance_loss,
     fit_router,
     layer_summaries,
-    mix_layers,
+    routed_target,
     router_objective,
     summary_stats,
 )
@@ -228,7 +228,7 @@ class DLink(Distiller):
             terms["router"] = hp["router_weight"] * probe_ce + hp["router_balance"] * balance_loss(alpha)
             if self.training:
                 self._accumulate(alpha.detach(), y)
-            target = mix_layers(self._targets(raw), alpha.detach())
+            target = routed_target(self._targets(raw), alpha.detach(), hp["normalize_layers"])
         terms["mimic"] = hp["lambda_feat"] * mimic_loss(projected, target, hp["mimic_loss"])
         if hp["lambda_spec"] > 0:
             mag, phase = spectral_loss(projected, target.detach(), PATCH_AXIS, hp["spec_nfft"], hp["phase_weight"])
@@ -249,7 +249,7 @@ class DLink(Distiller):
         if self.router is None:
             return targets[0]
         alpha = self.router(layer_summaries(raw, self.hparams["normalize_layers"])[0])
-        return mix_layers(targets, alpha)
+        return routed_target(targets, alpha, self.hparams["normalize_layers"])
 
     # ------------------------------------------------------------------ router stage
     def on_train_start(self, teacher_train: TeacherRows | None, y_train: torch.Tensor | None) -> None:

@@ -15,9 +15,17 @@ dense ``F*T' -> C*P*D`` map:
   channels by a learned ``C x K`` matrix (a rank-``K`` channel expansion), and a shared
   ``r -> D`` linear expansion of the width.
 
-Parameters of ``Pi``: ``K*r*(F+1) + C*K + r*D + D``; of the compressor:
-``2*D + C*c + c + D*d + d + c*d*(k+1) + c*d*P'*n_classes + n_classes`` (the ``2*D`` of an input LayerNorm) with
-``k = min(stride, P)`` and ``P' = P // k``.
+Numerics (measured on EEGNet, whose final map is small and off-centre: std ~0.2, ELU mean ~0.15):
+``Pi`` starts with a parameter-free batch norm over the backbone's features and has no biases,
+so what it projects is the backbone's signal and not an offset; the compressor's mixed code
+passes a batch norm before the temporal convolution, so the chain of five linear maps does
+not start with a near-zero signal (a plateau where the cross-entropy stays at chance for
+epochs, depending on the seed). Both batch norms fold into the neighbouring linear maps at
+inference (ONNX exports them as BatchNormalization).
+
+Parameters of ``Pi``: ``K*r*F + C*K + r*D``; of the compressor:
+``C*c + D*d + 2*c*d + c*d*(k+1) + c*d*P'*n_classes + n_classes`` (``2*c*d``: the code's batch-norm
+scale and shift) with ``k = min(stride, P)`` and ``P' = P // k``.
 """
 from __future__ import annotations
 
@@ -37,12 +45,15 @@ class TeacherLayoutProjector(nn.Module):
         super().__init__()
         self.n_channels, self.n_patches, self.width = layout
         self.rank, self.n_basis = rank, basis
-        self.basis = nn.Conv1d(in_channels, basis * rank, kernel_size=1)
+        # each backbone feature standardised over batch and time (no parameters): backbones hand over
+        # maps of any scale and offset, and a bias-free projection then maps signal, not offset
+        self.norm = nn.BatchNorm1d(in_channels, affine=False)
+        self.basis = nn.Conv1d(in_channels, basis * rank, kernel_size=1, bias=False)
         self.channel_mix = nn.Parameter(torch.randn(self.n_channels, basis) / basis ** 0.5)
-        self.expand = nn.Linear(rank, self.width)
+        self.expand = nn.Linear(rank, self.width, bias=False)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        x = resample_time(channels_time(f), self.n_patches)  # (B, F, P)
+        x = self.norm(resample_time(channels_time(f), self.n_patches))  # (B, F, P)
         z = self.basis(x).reshape(x.shape[0], self.n_basis, self.rank, self.n_patches)
         z = torch.einsum("ck,bkrp->bcpr", self.channel_mix, z)  # (B, C, P, r)
         return self.expand(z)
@@ -56,15 +67,19 @@ class StructuredCompressor(nn.Module):
         super().__init__()
         n_ch, n_patches, dim = layout
         self.c, self.d = channels, width
-        # Pi's output enters through a LayerNorm over the width: without it the stack of freshly
-        # initialised linear maps (Pi, channel mix, width mix) shrinks the signal so much that the
-        # classifier's gradient vanishes and CE stays at chance for many epochs (measured on sim-mi).
-        self.norm = nn.LayerNorm(dim)
-        self.channel_mix = nn.Linear(n_ch, channels)
-        self.width_mix = nn.Linear(dim, width)
+        # tokens enter in the teacher's normalised layout (the mimic target is layer-normalised too);
+        # no affine parameters: the mixes that follow are linear and would absorb them
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False)
+        self.channel_mix = nn.Linear(n_ch, channels, bias=False)
+        self.width_mix = nn.Linear(dim, width, bias=False)
+        # the mixed code standardised before the temporal reduction: without it the stack of freshly
+        # initialised linear maps (Pi, channel mix, width mix, temporal) starts from a near-zero signal
+        # and cross-entropy stays near chance for epochs on some seeds (docs/distillers.md)
+        self.code_norm = nn.BatchNorm1d(channels * width)
         k = max(1, min(stride, n_patches))
         self.temporal = nn.Conv1d(channels * width, channels * width, kernel_size=k, stride=k,
                                   groups=channels * width)
+        nn.init.zeros_(self.temporal.bias)  # PyTorch's default (+-1/sqrt(k)) would start in GELU's flat region
         self.n_out = (n_patches - k) // k + 1
         self.act = nn.GELU()
         self.classifier = nn.Linear(channels * width * self.n_out, n_classes)
@@ -74,7 +89,7 @@ class StructuredCompressor(nn.Module):
         b, _, p, _ = h.shape
         z = self.channel_mix(self.norm(h).permute(0, 2, 3, 1))  # (B, P, D, c)
         z = self.width_mix(z.transpose(2, 3))  # (B, P, c, d)
-        z = z.permute(0, 2, 3, 1).reshape(b, self.c * self.d, p)
+        z = self.code_norm(z.permute(0, 2, 3, 1).reshape(b, self.c * self.d, p))
         return self.act(self.temporal(z)).flatten(1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,9 @@ For teacher layers ``H_1..H_L`` of shape ``(B, C, P, D)``:
   weights kept and renormalized (the "dominant" layers);
 * target ``H~ = sum_l alpha_l H'_l``, where ``H'_l`` is ``LayerNorm(H_l)`` by default
   (so ``alpha`` measures a layer's share and not its norm: deeper residual layers are
-  larger) or the raw layer.
+  larger) or the raw layer. A mix of normalised layers is normalised again
+  (:func:`routed_target`): a convex mix of disagreeing tokens is shorter than each of them,
+  so without it the mimic loss's scale would depend on how spread the router's weights are.
 
 The router learns where the task information is through a linear probe on the
 pooled target (``mean over (C, P)`` of ``H~``, then LayerNorm + linear) trained with
@@ -49,6 +51,13 @@ def mix_layers(layers: list[torch.Tensor] | torch.Tensor, alpha: torch.Tensor) -
     stacked = torch.stack(list(layers), dim=1) if isinstance(layers, (list, tuple)) else layers
     shape = alpha.shape + (1,) * (stacked.dim() - 2)
     return (alpha.reshape(shape) * stacked).sum(dim=1)
+
+
+def routed_target(layers: list[torch.Tensor], alpha: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """``H~``: the router's mix of ``layers`` (already normalised when ``normalize``), layer-normalised
+    again when ``normalize`` so every token has zero mean and unit variance over the width, whatever ``alpha``."""
+    mixed = mix_layers(layers, alpha)
+    return F.layer_norm(mixed, mixed.shape[-1:]) if normalize else mixed
 
 
 def top_k_renormalize(alpha: torch.Tensor, k: int) -> torch.Tensor:
