@@ -186,20 +186,6 @@ class EEGWindows:
     def input_spec(self) -> "InputSpec":
         return InputSpec(self.n_channels, self.n_samples, self.n_classes, float(self.sfreq))
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "dataset": self.name,
-            "kind": self.kind,
-            "n_windows": int(len(self.X)),
-            "n_channels": self.n_channels,
-            "n_samples": self.n_samples,
-            "sfreq": float(self.sfreq),
-            "classes": list(self.class_names),
-            "n_subjects": {s: int(len(set(self.subjects[self.split == s]))) for s in SPLITS},
-            "n_per_split": {s: int((self.split == s).sum()) for s in SPLITS},
-            "checksum": self.checksum,
-        }
-
 
 class Dataset:
     """A registered dataset. Subclasses set the class attributes and implement two methods."""

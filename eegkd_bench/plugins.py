@@ -162,9 +162,3 @@ def get_registry(*, check: bool = True) -> Registry:
     if check:
         reg.check_conflicts()
     return reg
-
-
-def reset() -> None:
-    """Forget the loaded plugins (tests)."""
-    global _HOST
-    _HOST = None

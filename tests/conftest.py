@@ -8,7 +8,6 @@ import pytest
 
 os.environ.setdefault("MOABB_DOWNLOAD_PROVIDER", "upstream")
 os.environ.setdefault("MNE_DONTWRITE_HOME", "true")
-os.environ.setdefault("EEGKD_QUIET", "1")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

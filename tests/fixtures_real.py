@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from eegkd_bench.data.edf_fixtures import write_edf
+from edf_fixtures import write_edf
 
 # The 36-signal TUH AR set (file order of a typical TUEV/TUAB EDF)
 TUH_CHANNELS = [

@@ -334,18 +334,11 @@ def _cache_key(name: str, files: Sequence[SourceFile], params: dict[str, Any]) -
     return {"dataset": name, "files": cache_manifest(files), "params": params}
 
 
-def cached_build(name: str, files: Sequence[SourceFile], params: dict[str, Any],
-                 build: Callable[[], EEGWindows], cache_dir: str | os.PathLike | None) -> EEGWindows:
-    """Preprocessed windows from the on-disk cache, keyed by dataset, source files and parameters.
-
-    ``build`` returns all windows at once; prefer :func:`cached_stream` for large datasets.
-    """
-    return window_cache.cached_windows(_cache_key(name, files, params), build, None if cache_dir is None else str(cache_dir))
-
-
 def cached_stream(name: str, files: Sequence[SourceFile], params: dict[str, Any],
                   build: Callable[[WindowStack], EEGWindows], cache_dir: str | os.PathLike | None) -> EEGWindows:
-    """Like :func:`cached_build`, but ``build(stack)`` adds one recording at a time to a store on disk.
+    """Preprocessed windows from the on-disk cache, keyed by dataset, source files and parameters.
+
+    On a miss, ``build(stack)`` adds one recording at a time to a store on disk.
 
     ``build`` adds windows to the :class:`WindowStack` it is given and returns ``stack.build(...)``;
     peak memory is one recording plus one chunk, whatever the dataset size.

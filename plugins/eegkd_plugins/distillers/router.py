@@ -110,15 +110,6 @@ def router_objective(router: LayerRouter, probe: Probe, summaries: torch.Tensor,
     return loss, alpha, logits
 
 
-def tensor_reader(summaries: torch.Tensor, pooled: torch.Tensor, y: torch.Tensor) -> SummaryReader:
-    """A :data:`SummaryReader` over summaries already in memory."""
-    def read(idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        i = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(y.device)
-        return summaries[i], pooled[i], y[i]
-
-    return read
-
-
 def fit_router(router: LayerRouter, probe: Probe, read: SummaryReader, n: int, *, epochs: int, lr: float,
                batch_size: int, balance_weight: float, seed: int) -> dict[str, float]:
     """Train router + probe on per-window summaries read batch by batch (stage 1).
