@@ -8,6 +8,7 @@ and says so (``init_source = "random"``). Its frozen outputs are cached by
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -98,6 +99,13 @@ def test_subjects(windows: EEGWindows) -> np.ndarray:
     return np.asarray(windows.subjects)[windows.indices("test")]
 
 
+@functools.lru_cache(maxsize=32)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, remembered per (path, size, modification time): planning names a checkpoint's
+    init once per cell, and an official checkpoint is tens of MB."""
+    return file_sha256(Path(path))
+
+
 def checkpoint_init(checkpoint: str | None) -> str:
     """``"random"``, ``"sha256:<hex>"`` of a checkpoint file, or ``"<label> sha256:<hex>"`` when the
     checkpoint's ``eegkd-bench pretrain`` sidecar (same name, ``.json``) names how it was made, e.g.
@@ -108,7 +116,8 @@ def checkpoint_init(checkpoint: str | None) -> str:
     if not path.is_file():
         raise UserError(f"teacher checkpoint {checkpoint!r} not found; pass an existing file (or a checkpoint name the "
                         "teacher registers, see eegkd-bench list teachers) to --teacher-checkpoint")
-    digest = file_sha256(path)
+    stat = path.stat()
+    digest = _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     try:
         side = json.loads(path.with_suffix(".json").read_text())
     except (OSError, ValueError):

@@ -414,3 +414,18 @@ def test_teachers_are_registered_through_the_entry_points():
     assert host.registry.names("teachers") == ["cbramod", "cbramod-mini", "cbramod-sim", "labram", "labram-mini"]
     model = host.registry.get("teachers", "cbramod-mini").factory(InputSpec(3, 200, 2, 200.0))
     assert model.head_kind == "avgpool" and model.init_source == "random"
+
+
+def test_checkpoint_init_follows_the_file_when_it_changes(tmp_path):
+    import os
+
+    from eegkd_bench.storage import file_sha256
+    from eegkd_bench.teachers import checkpoint_init
+
+    ckpt = tmp_path / "t.pt"
+    ckpt.write_bytes(b"first")
+    first = checkpoint_init(str(ckpt))
+    assert first == f"sha256:{file_sha256(ckpt)}" and checkpoint_init(str(ckpt)) == first
+    ckpt.write_bytes(b"second!")
+    os.utime(ckpt, ns=(1, 1))  # a new size and modification time: the remembered digest is not reused
+    assert checkpoint_init(str(ckpt)) == f"sha256:{file_sha256(ckpt)}" != first
