@@ -62,7 +62,10 @@ def test_html_page_in_chromium(tmp_path: Path) -> None:
         ("teacher", "cbramod-mini"), ("none", "eegnet"), ("none", "shallowconvnet"), ("kd", "eegnet"),
         ("kd", "shallowconvnet"), ("dlink", "eegnet"), ("dlink", "shallowconvnet")]
     assert "SIMULATED DATA" in re.search(r'<div class="banner"[^>]*>(.*?)</div>', dom).group(1)
-    assert dom.count("<svg") == 4 and "eegkd-bench leaderboard --results r" in dom
+    # inline plots: accuracy vs FLOPs and router weights for each of the 2 datasets, the meta-analysis
+    # for each of the 2 students, and the critical-difference diagram
+    assert dom.count("<svg") == 7 and "eegkd-bench leaderboard --results r" in dom
+    assert "Meta-analysis across datasets (eegnet)" in dom and "Critical-difference diagram" in dom
 
     after = _headline_rows(_browser(tmp_path, "--dump-dom", clicked.as_uri()))
     assert [r["sort"] for r in after] == sorted(r["sort"] for r in before) != [r["sort"] for r in before]
