@@ -41,6 +41,8 @@ RECIPE_HELP = {
     "patience": "stop after this many epochs without validation improvement (0: never)",
     "eval_batch_size": "windows per evaluation batch",
     "augment": "input augmentation (jitter: amplitude scaling, noise, time shift; the teacher then runs online)",
+    "max_steps": "optimiser steps per epoch at most (0: every batch; for smoke tests and benchmarks)",
+    "bn_recalibrate": "recompute batch-norm statistics on the training windows before each validation pass",
 }
 RECIPE_CHOICES = {"schedule": ("cosine", "constant"), "augment": AUGMENTATIONS}
 #: Keys of a config file's top level.
