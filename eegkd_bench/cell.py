@@ -29,14 +29,14 @@ from eegkd_bench.data.cache import default_cache_dir
 from eegkd_bench.data.catalog import load_dataset
 from eegkd_bench.device import cpu_info, describe, resolve_device
 from eegkd_bench.errors import UserError, one_line
-from eegkd_bench.metrics import KEY_METRIC, compute_metrics, per_subject_metrics, task_of
+from eegkd_bench.metrics import KEY_METRIC, task_of
 from eegkd_bench.plugins import get_registry
 from eegkd_bench.registry import Registry
-from eegkd_bench.results import SCHEMA_VERSION, ResultStore, row_identity, versions
+from eegkd_bench.results import SCHEMA_VERSION, ResultStore, versions
 from eegkd_bench.storage import atomic_write_text, stable_hash
 from eegkd_bench.teacher_outputs import OnlineTeacher, TeacherOutputs, scratch_dir, teacher_outputs, teacher_target
-from eegkd_bench.teachers import PreparedTeacher, checkpoint_init, prepare_teacher, split_digest, test_subjects
-from eegkd_bench.training import TrainConfig, fit, predict_logits
+from eegkd_bench.teachers import PreparedTeacher, checkpoint_init, prepare_teacher, split_digest
+from eegkd_bench.training import TrainConfig, fit, test_scores
 from eegkd_bench.weights import save_weights
 
 SPLIT_PROTOCOL = "subject-disjoint (dataset-declared train/val/test)"
@@ -92,15 +92,6 @@ class CellSpec:
             d["dataset_options"] = self.dataset_key_options()
         d["teacher_cfg"], d["student_cfg"] = self.teacher_cfg.as_dict(), self.student_cfg.as_dict()
         return d
-
-    def row_identity(self, teacher_init: str | None = None) -> tuple[Any, ...]:
-        """The identity of this cell's row in tables (:func:`eegkd_bench.results.row_identity` of its record).
-
-        :meth:`identity` keys the result (every option, the recipe, the packages); the row is what a
-        reader tells apart: dataset label, teacher and its init label, student, distiller, seed.
-        ``teacher_init`` defaults to the init of ``teacher_checkpoint``.
-        """
-        return row_identity(base_record(self, teacher_init=teacher_init))
 
     def label(self) -> str:
         """How progress output names the cell."""
@@ -283,7 +274,6 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     distiller.to(ctx.device)
     X_tr, y_tr = windows.part("train")
     X_va, y_va = windows.part("val")
-    X_te, y_te = windows.part("test")
     y_tr_t = torch.from_numpy(np.asarray(y_tr, dtype=np.int64)).to(ctx.device)
     choice = ctx.cache_choice(cell, spec)
     use_cache = bool(choice["use"])
@@ -312,9 +302,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         result = fit(distiller, X_tr, y_tr, X_va, y_va, windows.n_classes, cell.student_cfg, seed=cell.seed,
                      teacher=source, progress=progress)
     # the only time the test split is touched: one pass, then the metrics overall and per test subject
-    logits = predict_logits(distiller, X_te)
-    test = compute_metrics(y_te, logits, windows.n_classes)
-    per_subject = per_subject_metrics(y_te, logits, windows.n_classes, test_subjects(windows))
+    test, per_subject = test_scores(distiller, windows)
     deployed = distiller.deployed()
     cost = cost_report(deployed, spec, latency=ctx.latency)
     # so the student can be exported later; a variant is rebuilt from its base's factory with its options

@@ -27,8 +27,7 @@ from eegkd_bench.api import EEGWindows, InputSpec, TeacherBatch, TeacherInfo, Te
 from eegkd_bench.errors import UserError
 from eegkd_bench.storage import atomic_directory, file_lock, file_sha256, stable_hash
 from eegkd_bench.device import module_device
-from eegkd_bench.metrics import compute_metrics, per_subject_metrics
-from eegkd_bench.training import ProgressFn, TrainConfig, evaluate, fit, predict_logits
+from eegkd_bench.training import ProgressFn, TrainConfig, evaluate, fit, test_scores
 
 TEACHER_FORMAT = 1
 
@@ -92,11 +91,6 @@ def teacher_key(name: str, options: dict[str, Any], init_source: str, windows: E
 def split_digest(windows: EEGWindows) -> str:
     """Digest of the protocol split assignment (part of teacher and cell keys)."""
     return hashlib.sha256(np.asarray(windows.split).astype("U5").tobytes()).hexdigest()[:16]
-
-
-def test_subjects(windows: EEGWindows) -> np.ndarray:
-    """The subject id of each test window, in the order of ``windows.part("test")``."""
-    return np.asarray(windows.subjects)[windows.indices("test")]
 
 
 @functools.lru_cache(maxsize=32)
@@ -202,14 +196,12 @@ def prepare_teacher(
                 fit(FineTune(model, label_smoothing), X_tr, y_tr, X_va, y_va, windows.n_classes, cfg,
                     seed=seed, progress=progress)
             train_time = time.perf_counter() - t0
-            X_te, y_te = windows.part("test")
-            logits = predict_logits(model, X_te)
+            test_metrics, test_per_subject = test_scores(model, windows)
             meta = {
                 "format": TEACHER_FORMAT, "teacher": name, "options": options, "init_source": model.init_source,
                 "dataset": windows.name, "seed": seed, "recipe": cfg.as_dict(), "finetuned": finetune,
                 "val_metrics": evaluate(model, X_va, y_va, windows.n_classes),
-                "test_metrics": compute_metrics(y_te, logits, windows.n_classes),
-                "test_per_subject": per_subject_metrics(y_te, logits, windows.n_classes, test_subjects(windows)),
+                "test_metrics": test_metrics, "test_per_subject": test_per_subject,
                 "train_time_s": train_time, "head_params": model.head_params,
             }
             try:

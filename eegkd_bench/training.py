@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from eegkd_bench.api import TeacherBatch, WindowRows, read_rows
+from eegkd_bench.api import EEGWindows, TeacherBatch, WindowRows, read_rows
 from eegkd_bench.device import module_device
-from eegkd_bench.metrics import KEY_METRIC, better, compute_metrics, task_of
+from eegkd_bench.metrics import KEY_METRIC, better, compute_metrics, per_subject_metrics, task_of
 
 
 @dataclass(frozen=True)
@@ -277,3 +277,13 @@ def evaluate(model: nn.Module, X: np.ndarray | WindowRows, y: np.ndarray, n_clas
     """Task metrics of ``model`` on ``(X, y)``."""
     logits = predict_logits(model, X, batch_size)
     return compute_metrics(np.asarray(y), logits, n_classes)
+
+
+def test_scores(model: nn.Module, windows: EEGWindows, batch_size: int = 256) -> tuple[dict[str, float], dict[str, Any]]:
+    """One pass over the test split: its metrics over all test windows, and per test subject
+    (:func:`eegkd_bench.metrics.per_subject_metrics`)."""
+    X, y = windows.part("test")
+    logits = predict_logits(model, X, batch_size)
+    subjects = np.asarray(windows.subjects)[windows.indices("test")]
+    return (compute_metrics(y, logits, windows.n_classes),
+            per_subject_metrics(y, logits, windows.n_classes, subjects))

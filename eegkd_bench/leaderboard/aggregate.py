@@ -305,6 +305,17 @@ def num(v: Any) -> float:
         return math.nan
 
 
+def finite_or_none(v: Any) -> float | None:
+    """``v`` as a float when it is a finite number, else None (a sort key, an error bar)."""
+    f = num(v)
+    return f if math.isfinite(f) else None
+
+
+def multi_teacher(board: Board) -> bool:
+    """Whether the board's rows come from more than one teacher (tables then show a teacher column)."""
+    return len(set(board.frame.index.get_level_values("teacher"))) > 1 if len(board.frame) else False
+
+
 def _median(values: list[float]) -> float:
     v = [x for x in values if math.isfinite(x)]
     return float(np.median(v)) if v else math.nan

@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from eegkd_bench.results import ResultStore, row_identity
+
 #: Fields that, when two records share a cell key, must agree for them to count as the same result.
 _SUBSTANCE = ("status", "versions", "config", "data_checksum", "teacher_init", "metrics", "val_metrics",
               "teacher_metrics", "student_params", "student_flops")
@@ -13,8 +15,6 @@ _SUBSTANCE = ("status", "versions", "config", "data_checksum", "teacher_init", "
 
 def merge_result_dirs(dirs: Sequence[Path | str]) -> tuple[list[dict[str, Any]], list[str]]:
     """Records of several result directories merged by cell key, and one warning line per conflict."""
-    from eegkd_bench.results import ResultStore
-
     kept: dict[str, tuple[dict[str, Any], Path]] = {}
     warnings: list[str] = []
     for d in dirs:
@@ -60,8 +60,6 @@ def _preference(rec: dict[str, Any]) -> tuple[bool, datetime]:
 
 def _identity(rec: dict[str, Any]) -> tuple[Any, ...]:
     """The cell's row (:func:`eegkd_bench.results.row_identity`), its preset and its configuration."""
-    from eegkd_bench.results import row_identity
-
     return row_identity(rec) + (rec.get("preset"), canonical(rec.get("config")))
 
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from eegkd_bench.leaderboard.aggregate import Board, build_board
+from eegkd_bench.leaderboard.aggregate import Board, build_board, finite_or_none
 from eegkd_bench.leaderboard.document import LABELS, FigureSpec, eng
 from eegkd_bench.leaderboard.roles import TEACHER_ROW
 from eegkd_bench.leaderboard.sections import Section
@@ -87,10 +87,10 @@ def accuracy_flops_figure(points: pd.DataFrame, *, dataset: str, metric: str, si
 
     xs = _dodge(students["flops"].astype(float).to_numpy(), students["mean"].astype(float).to_numpy())
     for x, (_, p) in zip(xs, students.iterrows()):
-        ax.errorbar(x, float(p["mean"]), yerr=_finite_or_none(p["std"]),
+        ax.errorbar(x, float(p["mean"]), yerr=finite_or_none(p["std"]),
                     fmt=markers[p["student"]], color=colors[p["distiller"]], ms=7, capsize=3, alpha=0.9, zorder=3)
     for _, t in teachers.iterrows():
-        ax.errorbar(float(t["flops"]), float(t["mean"]), yerr=_finite_or_none(t["std"]), fmt="*", color="k",
+        ax.errorbar(float(t["flops"]), float(t["mean"]), yerr=finite_or_none(t["std"]), fmt="*", color="k",
                     mfc="gold", mec="k", ms=16, capsize=3, zorder=4)
     if len(pts):
         idx = pareto_front(pts["flops"].astype(float).to_numpy(), pts["mean"].astype(float).to_numpy())
@@ -232,11 +232,3 @@ def _dodge(x: np.ndarray, y: np.ndarray, step: float = 0.012) -> np.ndarray:
         for k, i in enumerate(idx):
             out[i] = x[i] * (1 + step * (k - (len(idx) - 1) / 2))
     return out
-
-
-def _finite_or_none(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if np.isfinite(f) else None

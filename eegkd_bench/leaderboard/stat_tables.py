@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from eegkd_bench.leaderboard.aggregate import Board
+from eegkd_bench.leaderboard.aggregate import Board, finite_or_none, multi_teacher
 from eegkd_bench.leaderboard.document import LABELS, Cell, Row, Table
 from eegkd_bench.leaderboard.meta import meta_analysis
 from eegkd_bench.leaderboard.ranks import Ranking, board_ranking
@@ -57,13 +57,9 @@ def statistics_tables(board: Board, stats: Statistics, digits: int) -> list[Tabl
     return tables
 
 
-def _multi_teacher(board: Board) -> bool:
-    return len(set(board.frame.index.get_level_values("teacher"))) > 1 if len(board.frame) else False
-
-
 def interval_table(board: Board, stats: Statistics, digits: int) -> Table:
     """One row per board row: the mean over test subjects of the primary metric, with its bootstrap CI."""
-    multi = _multi_teacher(board)
+    multi = multi_teacher(board)
     stub = (["Teacher"] if multi else []) + ["Method", "Student"]
     rows = []
     n_subjects: dict[str, int] = {}
@@ -111,18 +107,10 @@ def _num(v: Any, fmt: str) -> str:
     return format(f, fmt)
 
 
-def _sort(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def comparison_table(board: Board, stats: Statistics) -> Table:
     """Each proposed method against every other on each dataset, over test subjects (or seeds)."""
     frame = stats.comparisons
-    multi = _multi_teacher(board)
+    multi = multi_teacher(board)
     stub = ["Dataset"] + (["Teacher"] if multi else []) + ["Student", "Comparison"]
     columns = ["Unit", "n", "Mean diff", "SD", "SMD", "W", "p", "p (Holm)", "Detectable", "Wins/ties/losses"]
     rows = []
@@ -131,13 +119,13 @@ def comparison_table(board: Board, stats: Statistics) -> Table:
             r["student"], f"{r['method']} vs {r['baseline']}"]
         p_holm = float(r["p_holm"])
         cells = [Cell(r["unit"]), Cell(str(int(r["n"])), sort=float(r["n"])),
-                 Cell(_num(r["mean_diff"], "+.4f"), sort=_sort(r["mean_diff"])),
-                 Cell(_num(r["sd_diff"], ".4f"), sort=_sort(r["sd_diff"])),
-                 Cell(_num(r["smd"], "+.2f"), sort=_sort(r["smd"])),
-                 Cell(_num(r["statistic"], "g"), sort=_sort(r["statistic"])),
-                 Cell(_num(r["p"], ".3g") if not r["note"] else f"— (< {MIN_PAIRS} non-zero)", sort=_sort(r["p"])),
-                 Cell(_num(p_holm, ".3g"), math.isfinite(p_holm) and p_holm < ALPHA, _sort(p_holm)),
-                 Cell(_num(r["detectable"], ".3f"), sort=_sort(r["detectable"])),
+                 Cell(_num(r["mean_diff"], "+.4f"), sort=finite_or_none(r["mean_diff"])),
+                 Cell(_num(r["sd_diff"], ".4f"), sort=finite_or_none(r["sd_diff"])),
+                 Cell(_num(r["smd"], "+.2f"), sort=finite_or_none(r["smd"])),
+                 Cell(_num(r["statistic"], "g"), sort=finite_or_none(r["statistic"])),
+                 Cell(_num(r["p"], ".3g") if not r["note"] else f"— (< {MIN_PAIRS} non-zero)", sort=finite_or_none(r["p"])),
+                 Cell(_num(p_holm, ".3g"), math.isfinite(p_holm) and p_holm < ALPHA, finite_or_none(p_holm)),
+                 Cell(_num(r["detectable"], ".3f"), sort=finite_or_none(r["detectable"])),
                  Cell(f"{r['wins']}/{r['ties']}/{r['losses']}")]
         rows.append(Row(stub_cells, cells, {"dataset": r["dataset"], "method": r["baseline"], "student": r["student"]}))
     n_tests = int(frame["p"].notna().sum())
@@ -165,7 +153,7 @@ def comparison_table(board: Board, stats: Statistics) -> Table:
 def meta_table(board: Board, stats: Statistics) -> Table:
     """The meta-analysis of each comparison over the datasets it was made on."""
     frame = stats.meta
-    multi = _multi_teacher(board)
+    multi = multi_teacher(board)
     stub = (["Teacher"] if multi else []) + ["Student", "Comparison"]
     columns = ["Datasets", "n", "Combined SMD", "p (one-sided)", "p (Holm)"]
     rows = []
@@ -173,9 +161,9 @@ def meta_table(board: Board, stats: Statistics) -> Table:
     for _, r in frame.iterrows():
         p_holm = float(r["p_holm"])
         cells = [Cell(str(r["n_datasets"]), sort=float(r["n_datasets"])), Cell(str(r["n"]), sort=float(r["n"])),
-                 Cell(_num(r["effect"], "+.2f"), sort=_sort(r["effect"])),
-                 Cell(_num(r["p"], ".3g"), sort=_sort(r["p"])),
-                 Cell(_num(p_holm, ".3g"), math.isfinite(p_holm) and p_holm < ALPHA, _sort(p_holm))]
+                 Cell(_num(r["effect"], "+.2f"), sort=finite_or_none(r["effect"])),
+                 Cell(_num(r["p"], ".3g"), sort=finite_or_none(r["p"])),
+                 Cell(_num(p_holm, ".3g"), math.isfinite(p_holm) and p_holm < ALPHA, finite_or_none(p_holm))]
         who = f"{r['method']} vs {r['baseline']}"
         rows.append(Row(([r["teacher"]] if multi else []) + [r["student"], who], cells,
                         {"method": r["baseline"], "student": r["student"]}))

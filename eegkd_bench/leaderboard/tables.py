@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eegkd_bench.leaderboard.aggregate import COST_FIELDS, Board
+from eegkd_bench.leaderboard.aggregate import COST_FIELDS, Board, multi_teacher
 from eegkd_bench.leaderboard.document import LABELS, Cell, Document, Row, Table, eng, provenance, title_of
 from eegkd_bench.leaderboard.roles import TEACHER_ROW
 from eegkd_bench.leaderboard.sections import Section
@@ -76,7 +76,7 @@ def build_document(board: Board, paired_pooled: pd.DataFrame, paired_student: pd
 
 
 def _stub(board: Board) -> tuple[list[str], Any]:
-    multi = len(set(board.frame.index.get_level_values("teacher"))) > 1 if len(board.frame) else False
+    multi = multi_teacher(board)
 
     def cells(row: tuple[str, str, str]) -> list[str]:
         return ([row[0]] if multi else []) + [row[1], row[2]]
