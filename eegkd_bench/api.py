@@ -46,7 +46,12 @@ from eegkd_bench.teacher_io import (
     summary_name,
 )
 
-SPLITS = ("train", "val", "test")
+#: The protocol splits. ``transfer`` is optional: windows of subjects in no other split whose labels
+#: are withheld (stored as :data:`UNLABELLED`); only distillers that declare the ``transfer`` option
+#: read them, as extra inputs for their teacher terms. A student trained alone never sees them.
+SPLITS = ("train", "val", "test", "transfer")
+#: The label of a window whose class is withheld (the transfer split's); label terms skip such windows.
+UNLABELLED = -1
 DataKind = Literal["real", "simulated"]
 
 
@@ -173,6 +178,27 @@ class EEGWindows:
         """``(X, y)`` of one protocol split; ``X`` reads the windows by index, batch by batch."""
         idx = self.indices(split)
         return WindowRows(self.X, idx), np.asarray(self.y)[idx]
+
+    def split_sizes(self) -> dict[str, dict[str, int]]:
+        """Subjects and windows of each non-empty split (records keep it beside the scores)."""
+        out = {}
+        for split in SPLITS:
+            idx = self.indices(split)
+            if len(idx):
+                out[split] = {"subjects": int(len(np.unique(np.asarray(self.subjects)[idx]))), "windows": int(len(idx))}
+        return out
+
+    def fit_part(self, transfer: bool = False) -> tuple[WindowRows, np.ndarray]:
+        """What a student trains on: the train split, then, with ``transfer``, the transfer split's windows
+        labelled :data:`UNLABELLED`. The train windows come first, so row ``i < n_train`` is the same
+        window with or without the transfer rows (the teacher-output cache relies on it)."""
+        idx = self.indices("train")
+        y = np.asarray(self.y)[idx].astype(np.int64)
+        if transfer:
+            extra = self.indices("transfer")
+            idx = np.concatenate([idx, extra])
+            y = np.concatenate([y, np.full(len(extra), UNLABELLED, np.int64)])
+        return WindowRows(self.X, idx), y
 
     def first_nonfinite(self, batch_bytes: int = 64 * 1024 * 1024) -> int | None:
         """Index of the first window holding a NaN or infinity (None: all finite), read in batches."""
@@ -312,6 +338,11 @@ class TeacherModel(EEGModel):
 
 
 # ---------------------------------------------------------------------- distillers
+#: The ``transfer`` option of a distiller that may read the unlabelled transfer split.
+TRANSFER_OPTION = Option(True, "also distil on the dataset's unlabelled transfer split when it has one (the label "
+                               "terms skip those windows; false: the labelled train split only)")
+
+
 class Distiller(nn.Module):
     """Wires a distillation method's loss into the shared training loop.
 
@@ -362,6 +393,11 @@ class Distiller(nn.Module):
     def student_label(self, student: str) -> str:
         """How tables name the deployed model built on ``student`` (e.g. ``eegnet+mic`` for a wrapped one)."""
         return student
+
+    def reads_transfer(self) -> bool:
+        """Whether the student also trains on the dataset's unlabelled transfer split: a distiller declares
+        a ``transfer`` option (see :data:`TRANSFER_OPTION`) and its label terms skip :data:`UNLABELLED` rows."""
+        return bool(self.hparams.get("transfer", False))
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the deployed model."""

@@ -258,9 +258,16 @@ def prepare_cell_teacher(cell: CellSpec, ctx: RunContext, registry: Registry, wi
                                progress=progress, device=ctx.device, provenance=teacher_provenance(cell),
                                dataset_options=cell.dataset_key_options())
     if outputs:
-        teacher_outputs(prepared, windows.part("train")[0], set(outputs), ctx.cache_dir,
-                        data_checksum=windows.checksum)
+        X_fit, subset = distillation_rows(windows)
+        teacher_outputs(prepared, X_fit, set(outputs), ctx.cache_dir, subset=subset, data_checksum=windows.checksum)
     return prepared
+
+
+def distillation_rows(windows: EEGWindows) -> tuple[Any, str]:
+    """The windows whose teacher outputs a grid caches: the train split, then the transfer split (if any),
+    and the cache's name for them. A cell that does not read the transfer split reads the first rows only."""
+    X_fit, _ = windows.fit_part(transfer=True)
+    return X_fit, "train+transfer" if len(windows.indices("transfer")) else "train"
 
 
 def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EEGWindows,
@@ -272,21 +279,27 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
     distiller: Distiller = registry.get("distillers", cell.factory_name("distiller")).factory(
         student=student, teacher=prepared.info, spec=spec, **dict(cell.distiller_options))
     distiller.to(ctx.device)
-    X_tr, y_tr = windows.part("train")
+    # the train split, then (for a distiller that reads it) the unlabelled transfer split
+    transfer = distiller.reads_transfer() and len(windows.indices("transfer")) > 0
+    X_tr, y_tr = windows.fit_part(transfer=transfer)
+    n_labelled = len(windows.indices("train"))
     X_va, y_va = windows.part("val")
-    y_tr_t = torch.from_numpy(np.asarray(y_tr, dtype=np.int64)).to(ctx.device)
+    y_lab = torch.from_numpy(np.asarray(y_tr[:n_labelled], dtype=np.int64)).to(ctx.device)
     choice = ctx.cache_choice(cell, spec)
     use_cache = bool(choice["use"])
     names = teacher_output_names(distiller, prepared.info)
     cached = cached_output_names(cell, distiller, prepared.info, use_cache)
     outputs = TeacherOutputs({})
-    if cached:
-        outputs = teacher_outputs(prepared, X_tr, cached, ctx.cache_dir, data_checksum=windows.checksum)
+    if cached:  # the grid's cache covers train + transfer; rows [0, n_train) are the train split either way
+        X_all, subset = distillation_rows(windows)
+        outputs = teacher_outputs(prepared, X_all, cached, ctx.cache_dir, subset=subset,
+                                  data_checksum=windows.checksum)
     warm = warmup_output_names(distiller, prepared.info)
     if warm and not use_cache:  # a warm-up without the cache computes what it reads in memory
         outputs = teacher_outputs(prepared, X_tr, warm, None)
     distiller.total_epochs = cell.student_cfg.epochs
-    distiller.on_train_start(outputs if warm else None, y_tr_t)
+    # a warm-up (DLink's router) fits on the labelled rows, which come first
+    distiller.on_train_start(outputs if warm else None, y_lab)
     # Augmented inputs differ from the cached clean ones, so the teacher then runs online on each batch.
     online = cell.student_cfg.augment != "none" or not use_cache
     with contextlib.ExitStack() as stack:
@@ -299,8 +312,9 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
             source = outputs.for_training(target=target)
         else:
             source = outputs.for_training()
+        # as many optimizer steps as the student alone: an epoch is n_train windows drawn from train + transfer
         result = fit(distiller, X_tr, y_tr, X_va, y_va, windows.n_classes, cell.student_cfg, seed=cell.seed,
-                     teacher=source, progress=progress)
+                     teacher=source, progress=progress, epoch_windows=n_labelled)
     # the only time the test split is touched: one pass, then the metrics overall and per test subject
     test, per_subject = test_scores(distiller, windows)
     deployed = distiller.deployed()
@@ -332,6 +346,9 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         "teacher_cached": prepared.cached,
         "teacher_train_time_s": prepared.train_time_s,
         "device": describe(ctx.device),
+        # how many windows of each split the student trained on (transfer: unlabelled, teacher terms only)
+        "train_windows": n_labelled,
+        "transfer_windows": int(len(X_tr)) - n_labelled,
         "teacher_cache": {**choice, "use": use_cache, "outputs": sorted(cached)
                           + (["target"] if use_cache and not online and distiller.teacher_needs().target else [])},
         "torch_threads": torch.get_num_threads(),
@@ -415,7 +432,8 @@ def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str |
     }
     if windows is not None:
         record.update(data_kind=windows.kind, data_checksum=windows.checksum, task=windows.task,
-                      n_classes=windows.n_classes, class_names=[str(c) for c in windows.class_names])
+                      n_classes=windows.n_classes, class_names=[str(c) for c in windows.class_names],
+                      split_sizes=windows.split_sizes())
     return record
 
 

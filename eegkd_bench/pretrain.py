@@ -1,4 +1,5 @@
-"""Self-supervised masked-patch pretraining of a teacher on a pool of datasets (``eegkd-bench pretrain``).
+"""Pretraining of a teacher on a pool of datasets (``eegkd-bench pretrain``): self-supervised masked-patch
+reconstruction, or a supervised stage on a labelled corpus.
 
 The objective is CBraMod's (Wang et al., ICLR 2025): windows are cut into patches (1 s at 200 Hz),
 a random half of the patches is hidden (replaced by the model's mask encoding, zeros in CBraMod),
@@ -60,11 +61,23 @@ class PretrainConfig:
     dtype: str = "float32"  # of the written checkpoint; "float16" halves its size
     checkpoint_every: int = 50
     log_every: int = 10
+    #: "masked" (masked-patch reconstruction) or "supervised" (cross-entropy on a labelled corpus, one
+    #: classification head per task; the heads are dropped, the backbone is written)
+    objective: str = "masked"
+    #: a checkpoint file the backbone starts from ("" = the teacher's random init) and how records name
+    #: it (``teachers.checkpoint_init``: its label and sha256), which enters the identity instead of the path
+    init: str = ""
+    init_label: str = ""
 
     def recipe(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        for k in ("checkpoint_every", "log_every"):
+        for k in ("checkpoint_every", "log_every", "init_label"):
             d.pop(k)
+        for k, default in (("objective", "masked"), ("init", "")):
+            if d[k] == default:  # recipes of the default objective from scratch keep their identity
+                d.pop(k)
+        if "init" in d:
+            d["init"] = self.init_label or "unlabelled checkpoint"
         return d
 
     def check(self) -> None:
@@ -75,14 +88,26 @@ class PretrainConfig:
             raise UserError(f"invalid --mask-ratio {self.mask_ratio}; expected a fraction between 0 and 1, e.g. 0.5")
         if self.dtype not in ("float32", "float16"):
             raise UserError(f"invalid --dtype {self.dtype!r}; expected float32 or float16")
+        if self.objective not in OBJECTIVES:
+            raise UserError(f"invalid --objective {self.objective!r}; expected one of {', '.join(OBJECTIVES)}")
+
+
+OBJECTIVES = ("masked", "supervised")
 
 
 class Source:
-    """One dataset of the pool: ``batch(index, batch_size)`` gives the same windows for the same index."""
+    """One dataset of the pool: ``batch(index, batch_size)`` gives the same windows for the same index.
+
+    A labelled corpus also has ``labelled(index, batch_size) -> (task, windows, labels)`` and
+    ``tasks``: each task's (channels, samples, classes), for the supervised objective.
+    """
 
     def __init__(self, name: str, sfreq: float, describe: dict[str, Any],
-                 batch: Callable[[int, int], np.ndarray]) -> None:
+                 batch: Callable[[int, int], np.ndarray],
+                 labelled: Callable[[int, int], tuple[str, np.ndarray, np.ndarray]] | None = None,
+                 tasks: dict[str, tuple[int, int, int]] | None = None) -> None:
         self.name, self.sfreq, self.describe, self.batch = name, float(sfreq), describe, batch
+        self.labelled, self.tasks = labelled, dict(tasks or {})
 
 
 def _array_source(name: str, X: np.ndarray, sfreq: float, describe: dict[str, Any], seed: int) -> Source:
@@ -108,10 +133,11 @@ def make_pool(registry: Registry, names: list[str], data_dir: str | None, cache_
     for name in names:
         ds = registry.get("datasets", name).factory()
         if not getattr(ds, "labeled", True):
+            labelled = getattr(ds, "labelled_batch", None)
             pool.append(Source(name, ds.sfreq, {"name": name, "kind": ds.kind, "streamed": True,
                                                 "checksum": stable_hash(ds.params()) if hasattr(ds, "params")
                                                 else "", "params": getattr(ds, "params", dict)()},
-                               ds.stream_batch))
+                               ds.stream_batch, labelled, ds.tasks() if labelled is not None else None))
             continue
         try:
             w = ds.load(data_dir, cache_dir)
@@ -152,12 +178,20 @@ def build_model(teacher: str, factory: Callable[..., Any], options: dict[str, An
     return model
 
 
-def init_label(pool: list[Source]) -> str:
+def init_label(pool: list[Source], cfg: PretrainConfig | None = None) -> str:
     """How records name a teacher started from this checkpoint: ``sim-pretrained`` when the pool is all
-    simulated (never plain "pretrained": it is not an official checkpoint), else the datasets it saw."""
-    if all(s.describe.get("kind") == "simulated" for s in pool):
-        return "sim-pretrained"
-    return "pretrained-on:" + "+".join(s.name for s in pool)
+    simulated (never plain "pretrained": it is not an official checkpoint), else the datasets it saw.
+
+    A supervised stage says so: ``sim-sup-pretrained`` from random init, ``sim-ssl+sup-pretrained`` on
+    top of a self-supervised ``sim-pretrained`` checkpoint (``<init label>+sup:<datasets>`` otherwise).
+    """
+    simulated = all(s.describe.get("kind") == "simulated" for s in pool)
+    if cfg is None or cfg.objective == "masked":
+        return "sim-pretrained" if simulated else "pretrained-on:" + "+".join(s.name for s in pool)
+    start = (cfg.init_label or "checkpoint").split(" ")[0] if cfg.init else "random"
+    if simulated and start in ("random", "sim-pretrained"):
+        return "sim-sup-pretrained" if start == "random" else "sim-ssl+sup-pretrained"
+    return f"{start}+sup:" + "+".join(s.name for s in pool)
 
 
 def architecture(teacher: str, options: dict[str, Any], model: TeacherModel) -> dict[str, Any]:
@@ -182,6 +216,38 @@ def masked_patch_loss(model: TeacherModel, x: torch.Tensor, mask: torch.Tensor) 
     return err.mean(), float(patches.detach().pow(2).mean(-1)[mask].mean())
 
 
+def task_models(teacher: str, factory: Callable[..., Any], options: dict[str, Any], model: TeacherModel,
+                pool: list[Source]) -> dict[tuple[int, str], TeacherModel]:
+    """For the supervised objective: one classifier per (source, task), all sharing ``model``'s backbone."""
+    out: dict[tuple[int, str], TeacherModel] = {}
+    for i, s in enumerate(pool):
+        if s.labelled is None:
+            raise UserError(f"dataset {s.name!r} has no labelled stream for --objective supervised; use a labelled "
+                            "corpus such as sim-pretrain-sup, or --objective masked")
+        for task, (c, t, k) in s.tasks.items():
+            m = factory(InputSpec(int(c), int(t), int(k), s.sfreq), **options)
+            m.backbone = model.backbone
+            out[(i, task)] = m
+    return out
+
+
+def _head_state(models: dict[tuple[int, str], TeacherModel]) -> dict[str, Any]:
+    return {f"{i}/{task}": {k: v for k, v in m.state_dict().items() if not k.startswith("backbone.")}
+            for (i, task), m in models.items()}
+
+
+def _parameters(model: TeacherModel, models: dict[tuple[int, str], TeacherModel] | None) -> list[torch.nn.Parameter]:
+    """What the objective trains: masked, the backbone and its reconstruction head; supervised, the
+    backbone but its pretraining parts (mask encoding, reconstruction head), and every task's head."""
+    if models is None:
+        return model.pretraining_parameters()
+    frozen = ("patch_embedding.mask_encoding", "proj_out.")
+    params = [p for n, p in model.backbone.named_parameters() if not n.startswith(frozen)]
+    for m in models.values():
+        params += [p for n, p in m.named_parameters() if not n.startswith("backbone.")]
+    return params
+
+
 def pretrain(teacher: str, factory: Callable[..., Any], options: dict[str, Any], pool: list[Source],
              cfg: PretrainConfig, out: Path, *, device: str = "cpu", command: str = "",
              progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -189,7 +255,9 @@ def pretrain(teacher: str, factory: Callable[..., Any], options: dict[str, Any],
     cfg.check()
     out = Path(out)
     sidecar, resume = out.with_suffix(".json"), out.with_name(out.name + ".resume")
+    supervised = cfg.objective == "supervised"
     model = build_model(teacher, factory, dict(options), pool, cfg.seed)
+    models = task_models(teacher, factory, dict(options), model, pool) if supervised else None
     arch = architecture(teacher, dict(options), model)
     identity = {"format": FORMAT, "architecture": arch, "pool": [s.describe for s in pool], "recipe": cfg.recipe()}
     if out.exists():
@@ -202,8 +270,12 @@ def pretrain(teacher: str, factory: Callable[..., Any], options: dict[str, Any],
         raise UserError(f"{out} already exists and is not this run's finished checkpoint; "
                         "choose another --out or move the file away (nothing was overwritten)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    params = model.pretraining_parameters()
+    params = _parameters(model, models)
+    if cfg.init:
+        model.load_pretrained(cfg.init)  # after _parameters: the masked objective zeroes a fresh reconstruction head
     model.to(device)
+    for m in (models or {}).values():
+        m.to(device)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def lr_at(step: int) -> float:
@@ -214,27 +286,38 @@ def pretrain(teacher: str, factory: Callable[..., Any], options: dict[str, Any],
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     step, curve, seen, spent = 0, [], 0, 0.0
     if resume.exists():
-        step, curve, seen, spent = _resume(resume, identity, model, opt, sched)
+        step, curve, seen, spent = _resume(resume, identity, model, opt, sched, models)
     model.train()
+    for m in (models or {}).values():
+        m.train()
     window: list[tuple[float, float]] = []
     def pick(s: int) -> int:  # which source gives batch s: a draw of its own, the same on resume
         return 0 if len(pool) == 1 else int(np.random.default_rng([cfg.seed, 7, s]).integers(len(pool)))
 
-    def fetch(s: int) -> np.ndarray:
-        return pool[pick(s)].batch(s, cfg.batch_size)
+    def fetch(s: int) -> tuple[str, np.ndarray, np.ndarray | None]:
+        source = pool[pick(s)]
+        if supervised:
+            return source.labelled(s, cfg.batch_size)  # type: ignore[misc]
+        return "", source.batch(s, cfg.batch_size), None
 
     t_run = time.perf_counter()
     with ThreadPoolExecutor(1) as ahead:  # the next batch is generated while this one trains
         nxt = ahead.submit(fetch, step) if step < cfg.steps else None
         while step < cfg.steps:
-            x_np = nxt.result()
+            task, x_np, y_np = nxt.result()
             nxt = ahead.submit(fetch, step + 1) if step + 1 < cfg.steps else None
-            check_patches(teacher, model, pool[pick(step)], x_np)
             x = torch.from_numpy(x_np).to(device)
-            g = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, 11, step]).generate_state(1)[0]))
-            mask = (torch.rand(x.shape[0], x.shape[1], x.shape[2] // model.patch_size, generator=g)
-                    < cfg.mask_ratio).to(device)
-            loss, power = masked_patch_loss(model, x, mask)
+            if models is not None:
+                logits = models[(pick(step), task)](x)
+                y = torch.from_numpy(y_np).to(device)
+                loss = torch.nn.functional.cross_entropy(logits, y)
+                stat = float((logits.argmax(-1) == y).float().mean())  # on subjects not seen before (first pass)
+            else:
+                check_patches(teacher, model, pool[pick(step)], x_np)
+                g = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, 11, step]).generate_state(1)[0]))
+                mask = (torch.rand(x.shape[0], x.shape[1], x.shape[2] // model.patch_size, generator=g)
+                        < cfg.mask_ratio).to(device)
+                loss, stat = masked_patch_loss(model, x, mask)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -243,17 +326,18 @@ def pretrain(teacher: str, factory: Callable[..., Any], options: dict[str, Any],
             step += 1
             seen += len(x_np)
             last = loss.item()
-            window.append((last, power))
+            window.append((last, stat))
             if step % cfg.log_every == 0 or step == cfg.steps:
-                mse, pw = np.mean(window, axis=0)
-                curve.append({"step": step, "loss": float(mse), "nmse": float(mse / max(pw, 1e-12))})
+                mean, st = np.mean(window, axis=0)
+                curve.append({"step": step, "loss": float(mean), "accuracy": float(st)} if supervised else
+                             {"step": step, "loss": float(mean), "nmse": float(mean / max(st, 1e-12))})
                 window = []
             now = spent + time.perf_counter() - t_run
             if progress is not None:
                 progress({"step": step, "steps": cfg.steps, "loss": last, "curve": curve,
                           "windows_per_s": seen / max(now, 1e-9), "source": pool[pick(step - 1)].name})
             if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                _save_resume(resume, identity, model, opt, sched, step, curve, seen, now)
+                _save_resume(resume, identity, model, opt, sched, step, curve, seen, now, models)
     spent += time.perf_counter() - t_run
     dtype = torch.float16 if cfg.dtype == "float16" else torch.float32
     state = {k: (v.detach().cpu().to(dtype) if v.is_floating_point() else v.detach().cpu())
@@ -263,22 +347,25 @@ def pretrain(teacher: str, factory: Callable[..., Any], options: dict[str, Any],
             "windows_per_s": round(seen / max(spent, 1e-9), 2), "loss_curve": curve, "device": device,
             "torch_threads": torch.get_num_threads(), "versions": {"eegkd_bench": __version__,
                                                                    "torch": torch.__version__},
-            "command": command, "checkpoint": out.name, "label": init_label(pool), "sha256": file_sha256(out)}
+            "command": command, "checkpoint": out.name, "label": init_label(pool, cfg), "sha256": file_sha256(out)}
     atomic_write_text(sidecar, json.dumps(meta, indent=1) + "\n")
     resume.unlink(missing_ok=True)
     return meta
 
 
 def _save_resume(path: Path, identity: dict[str, Any], model: TeacherModel, opt: torch.optim.Optimizer,
-                 sched: Any, step: int, curve: list[dict[str, Any]], seen: int, spent: float) -> None:
+                 sched: Any, step: int, curve: list[dict[str, Any]], seen: int, spent: float,
+                 models: dict[tuple[int, str], TeacherModel] | None = None) -> None:
     atomic_torch_save({"identity": json.dumps(identity, sort_keys=True), "step": step, "curve": json.dumps(curve),
                        "seen": seen, "spent": spent, "backbone": model.backbone.state_dict(),
+                       "heads": _head_state(models or {}),
                        "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                        "torch_rng": torch.get_rng_state()}, path)
 
 
 def _resume(path: Path, identity: dict[str, Any], model: TeacherModel, opt: torch.optim.Optimizer,
-            sched: Any) -> tuple[int, list[dict[str, Any]], int, float]:
+            sched: Any, models: dict[tuple[int, str], TeacherModel] | None = None
+            ) -> tuple[int, list[dict[str, Any]], int, float]:
     """Load a resume file written by the same run; one-line errors for another architecture, pool or recipe."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -296,6 +383,9 @@ def _resume(path: Path, identity: dict[str, Any], model: TeacherModel, opt: torc
             raise UserError(f"{path} resumes a pretraining with another {part} ({theirs.get(part)}); "
                             f"use the same --datasets and options as before, or another --out (nothing was overwritten)")
     model.backbone.load_state_dict(state["backbone"], strict=True)
+    heads = state.get("heads") or {}
+    for (i, task), m in (models or {}).items():
+        m.load_state_dict({**m.state_dict(), **heads[f"{i}/{task}"]}, strict=True)
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])

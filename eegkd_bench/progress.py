@@ -168,7 +168,9 @@ class PretrainReporter:
     def __call__(self, event: dict[str, Any]) -> None:
         curve = event["curve"]
         last = curve[-1] if curve else {}
-        info = (f"loss {event['loss']:.4f}  nmse {last.get('nmse', float('nan')):.3f}  "
+        # the masked objective reports the normalised MSE, the supervised one the accuracy on new subjects
+        stat = "acc" if "accuracy" in last else "nmse"
+        info = (f"loss {event['loss']:.4f}  {stat} {last.get('accuracy', last.get('nmse', float('nan'))):.3f}  "
                 f"{event['windows_per_s']:.1f} windows/s  [{event['source']}]")
         if self.bar is not None:
             if self.task is None:
@@ -176,7 +178,8 @@ class PretrainReporter:
             self.bar.update(self.task, completed=event["step"], info=info)
         elif len(curve) > self.logged:
             self.logged = len(curve)
-            print(f"[pretrain] step {event['step']}/{event['steps']}  loss {last['loss']:.4f}  nmse {last['nmse']:.3f}  "
+            value = last.get("accuracy", last.get("nmse", float("nan")))
+            print(f"[pretrain] step {event['step']}/{event['steps']}  loss {last['loss']:.4f}  {stat} {value:.3f}  "
                   f"{event['windows_per_s']:.1f} windows/s", file=sys.stderr, flush=True)
 
 

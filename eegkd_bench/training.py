@@ -121,14 +121,21 @@ def fit(
     teacher: TeacherSource | None = None,
     progress: ProgressFn | None = None,
     params: list[nn.Parameter] | None = None,
+    epoch_windows: int | None = None,
 ) -> FitResult:
-    """Train ``model`` (a :class:`Trainable` module) and restore its best-validation state."""
+    """Train ``model`` (a :class:`Trainable` module) and restore its best-validation state.
+
+    ``epoch_windows``: windows per epoch, drawn afresh each epoch from all of ``X_train`` (default:
+    every window once). A distiller that adds the unlabelled transfer split to the labelled train split
+    keeps the train split's epoch size, so it takes as many optimizer steps as the student alone.
+    """
     teacher = teacher or NoTeacher()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if params else None
-    n = len(X_train)
+    n_rows = len(X_train)
+    n = n_rows if epoch_windows is None else max(1, min(int(epoch_windows), n_rows))
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
     if cfg.max_steps:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
@@ -158,7 +165,7 @@ def fit(
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
         model.train()
-        order = torch.randperm(n, generator=gen).numpy()
+        order = torch.randperm(n_rows, generator=gen).numpy()[:n]
         sums: dict[str, float] = {}
         seen = 0
         for step, start in enumerate(range(0, n, cfg.batch_size)):

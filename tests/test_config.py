@@ -163,8 +163,8 @@ def test_preset_config_flags_and_set_apply_in_that_order(tmp_path):
 
     reg = validate(get_registry(), s)
     kd, t2 = (dict(resolve(reg, "distillers", n, s.options).options) for n in ("kd", "kd-t2"))
-    assert kd == {"temperature": 5.0, "alpha": 0.5}
-    assert t2 == {"temperature": 2.0, "alpha": 0.5}  # the variant's own value over options for its base
+    assert kd == {"temperature": 5.0, "alpha": 0.5, "transfer": True}
+    assert t2 == {"temperature": 2.0, "alpha": 0.5, "transfer": True}  # the variant's own value over options for its base
     s.set("kd-t2", "temperature", 7)
     assert dict(resolve(reg, "distillers", "kd-t2", s.options).options)["temperature"] == 7.0
 
@@ -230,7 +230,8 @@ def test_documented_example_config_resolves():
     assert {"kd-t1", "kd-t8", "mic-ce"} <= set(methods)
     cells = grid_cells(reg, "sim-mi", s.teacher, [s.students], methods, (0,), preset, options=s.options)
     t8 = next(c for c in cells if c.distiller == "kd-t8")
-    assert t8.distiller_base == "kd" and dict(t8.distiller_options) == {"temperature": 8.0, "alpha": 0.9}
+    assert t8.distiller_base == "kd" and dict(t8.distiller_options) == {"temperature": 8.0, "alpha": 0.9,
+                                                                         "transfer": True}
     assert t8.student_cfg.epochs == 10 and t8.teacher_cfg.epochs == 4
 
 
@@ -287,7 +288,7 @@ def test_variant_records_carry_base_options_and_label(tmp_path, monkeypatch):
     by = {r["distiller"]: r for r in records}
     assert [r["status"] for r in records] == ["ok", "ok"], [r.get("error") for r in records]
     assert by["kd-t2"]["distiller_base"] == "kd" and by["kd-t2"]["config"]["distiller_options"] == {
-        "temperature": 2.0, "alpha": 0.9}
+        "temperature": 2.0, "alpha": 0.9, "transfer": True}
     assert by["kd-t2"]["hparams"]["temperature"] == 2.0 and by["kd-t2"]["student_label"] == "tinytransformer"
     assert by["mic-ce"]["distiller_base"] == "dlink" and by["mic-ce"]["student_label"] == "tinytransformer+mic"
     assert by["mic-ce"]["config"]["distiller_options"]["lambda_feat"] == 0.0

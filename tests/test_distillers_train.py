@@ -240,7 +240,7 @@ def test_kd_alpha_mixes_terms():
 
 # ------------------------------------------------------------------ weights and defaults
 _DLINK = {
-    "use_router": True, "use_mic": True, "lambda_feat": 1.0, "lambda_spec": 0.1, "phase_weight": 1.0,
+    "transfer": True, "use_router": True, "use_mic": True, "lambda_feat": 1.0, "lambda_spec": 0.1, "phase_weight": 1.0,
     "spec_nfft": 8, "mimic_loss": "mse", "normalize_layers": True, "router_mode": "two-stage", "router_tau": 1.0,
     "router_top_k": 0, "router_hidden": 64, "router_epochs": 30, "router_lr": 0.001, "router_batch": 256,
     "router_balance": 0.01, "router_weight": 1.0, "mic_rank": 16, "mic_basis": 4, "mic_channels": 4, "mic_dim": 8,
@@ -249,18 +249,19 @@ _DLINK = {
 #: The defaults docs/distillers.md documents (they enter every cell key, so a change must be deliberate).
 DOCUMENTED_DEFAULTS = {
     "none": {},
-    "kd": {"temperature": 4.0, "alpha": 0.9},
-    "fitnets": {"stage": "two-stage", "hint_epochs": None, "hint_weight": 1.0, "kd_weight": 1.0, "temperature": 4.0,
+    "kd": {"temperature": 4.0, "alpha": 0.9, "transfer": True},
+    "fitnets": {"transfer": True, "stage": "two-stage", "hint_epochs": None, "hint_weight": 1.0, "kd_weight": 1.0, "temperature": 4.0,
                 "student_layer": None, "teacher_layer": None},
-    "rkd": {"distance_weight": 1.0, "angle_weight": 2.0},
-    "at": {"beta": 1000.0, "student_layers": None, "teacher_layers": None},
-    "pkt": {"weight": 30000.0},
+    "rkd": {"distance_weight": 1.0, "angle_weight": 2.0, "transfer": True},
+    "at": {"beta": 1000.0, "student_layers": None, "teacher_layers": None, "transfer": True},
+    "pkt": {"weight": 30000.0, "transfer": True},
     "dkd": {"alpha": 1.0, "beta": 8.0, "temperature": 4.0, "warmup": None, "ce_weight": 1.0},
     "dlink": _DLINK,
     "dlink-norouter": {**_DLINK, "use_router": False},
     "dlink-nospec": {**_DLINK, "lambda_spec": 0.0},
     "dlink-nomic": {**_DLINK, "use_mic": False},
-    "mic-ce": {**_DLINK, "use_router": False, "lambda_feat": 0.0, "lambda_spec": 0.0, "kd_weight": 0.0},
+    "mic-ce": {**_DLINK, "use_router": False, "lambda_feat": 0.0, "lambda_spec": 0.0, "kd_weight": 0.0,
+               "transfer": False},
 }
 
 

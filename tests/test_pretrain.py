@@ -1,6 +1,7 @@
 """`eegkd-bench pretrain`: masked-patch pretraining, resume, one-line errors, the corpus and the shipped checkpoint."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -19,9 +20,10 @@ from eegkd_bench.cli import main
 from eegkd_bench.data.cache import file_sha256
 from eegkd_bench.pretrain import PretrainConfig, make_pool, pretrain
 from eegkd_bench.registry import Entry, Registry
-from eegkd_bench.teachers import build_teacher
+from eegkd_bench.plugins import get_registry
+from eegkd_bench.teachers import build_teacher, checkpoint_init, resolve_checkpoint
 from eegkd_plugins.cbramod import cbramod_mini, cbramod_sim
-from eegkd_plugins.simulated import SimMotorImagery, SimPretrainCorpus
+from eegkd_plugins.simulated import SimLabelledCorpus, SimMotorImagery, SimPretrainCorpus
 from eegkd_plugins.students.eegnet import build as eegnet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +82,8 @@ def registry() -> Registry:
     for cls in (Noise, Noise250, Noise300, Rhythm):
         reg.add(Entry("datasets", cls.name, cls, "test"))
     reg.add(Entry("datasets", "sim-pretrain", lambda: SimPretrainCorpus(n_subjects=8), "test"))
+    reg.add(Entry("datasets", "sim-pretrain-sup", lambda: SimLabelledCorpus(n_subjects=8, paradigms="mi,events"),
+                  "test"))
     reg.add(Entry("teachers", "cbramod-mini", cbramod_mini, "test"))
     reg.add(Entry("teachers", "cbramod-sim", cbramod_sim, "test"))
     reg.add(Entry("teachers", "eegnet", eegnet, "test"))  # a model without patch tokens
@@ -145,6 +149,44 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(tmp_path: Path
     a, b = torch.load(tmp_path / "ref.pt", weights_only=True), torch.load(out, weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert meta["loss_curve"] == ref["loss_curve"]
+
+
+SUP = dataclasses.replace(TINY, objective="supervised", batch_size=4)
+
+
+def test_supervised_stage_on_a_self_supervised_checkpoint_is_labelled_and_resumes(tmp_path: Path) -> None:
+    """--objective supervised: one head per task on the labelled corpus; the label says both stages;
+    an interrupted run resumes (heads included) to the uninterrupted result."""
+    ssl = tmp_path / "ssl.pt"
+    run(ssl, datasets=("sim-pretrain",), cfg=dataclasses.replace(TINY, steps=1))
+    cfg = dataclasses.replace(SUP, init=str(ssl), init_label=checkpoint_init(str(ssl)))
+    ref = run(tmp_path / "ref.pt", datasets=("sim-pretrain-sup",), cfg=cfg)
+    assert ref["label"] == "sim-ssl+sup-pretrained" and ref["recipe"]["objective"] == "supervised"
+    assert ref["recipe"]["init"] == checkpoint_init(str(ssl)) and ref["recipe"]["init"].startswith("sim-pretrained ")
+    assert {"step", "loss", "accuracy"} <= set(ref["loss_curve"][0])
+    # the reconstruction head is the self-supervised stage's; the rest of the backbone moved
+    a, b = torch.load(ssl, weights_only=True), torch.load(tmp_path / "ref.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("proj_out."))
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("encoder."))
+    assert checkpoint_init(str(tmp_path / "ref.pt")).startswith("sim-ssl+sup-pretrained sha256:")
+
+    def stop_after_3(event: dict[str, Any]) -> None:
+        if event["step"] == 3:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "cut.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run(out, datasets=("sim-pretrain-sup",), cfg=cfg, progress=stop_after_3)
+    meta = run(out, datasets=("sim-pretrain-sup",), cfg=cfg)
+    a, b = torch.load(tmp_path / "ref.pt", weights_only=True), torch.load(out, weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a) and meta["loss_curve"] == ref["loss_curve"]
+    # from random init the label says so
+    assert run(tmp_path / "sup.pt", datasets=("sim-pretrain-sup",), cfg=SUP)["label"] == "sim-sup-pretrained"
+
+
+def test_supervised_objective_needs_a_labelled_corpus(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no labelled stream for --objective supervised"):
+        run(tmp_path / "x.pt", datasets=("sim-pretrain",), cfg=SUP)
 
 
 @pytest.mark.slow
@@ -296,12 +338,31 @@ def test_shipped_checkpoint_matches_its_sidecar_and_loads_strictly() -> None:
     assert curve[-1]["nmse"] < curve[0]["nmse"]  # pretraining learned something
 
 
+def test_shipped_supervised_checkpoint_says_both_stages_and_loads_strictly() -> None:
+    """The presets' teacher: sim-pretrained, then a supervised stage on the labelled corpus; 10 MB at most."""
+    from eegkd_plugins.cbramod import SIM_CHECKPOINT, SIM_SUP_CHECKPOINT
+
+    side = json.loads(SIM_SUP_CHECKPOINT.with_suffix(".json").read_text())
+    assert side["sha256"] == file_sha256(SIM_SUP_CHECKPOINT) and side["label"] == "sim-ssl+sup-pretrained"
+    assert side["pool"][0]["name"] == "sim-pretrain-sup" and side["recipe"]["objective"] == "supervised"
+    assert side["recipe"]["init"] == checkpoint_init(str(SIM_CHECKPOINT))  # on top of the shipped SSL checkpoint
+    assert side["steps_done"] == side["recipe"]["steps"] and SIM_SUP_CHECKPOINT.stat().st_size < 10e6
+    entry = get_registry().get("teachers", "cbramod-sim")
+    assert resolve_checkpoint(entry, "sim-ssl+sup-pretrained") == str(SIM_SUP_CHECKPOINT)
+    for c, t in ((22, 800), (16, 2000), (16, 1000), (32, 1000)):
+        model = build_teacher(cbramod_sim, "cbramod-sim", InputSpec(c, t, 2), {}, str(SIM_SUP_CHECKPOINT))
+        assert model.init_source == f"sim-ssl+sup-pretrained sha256:{side['sha256']}"
+    curve = side["loss_curve"]
+    assert curve[-1]["accuracy"] > curve[0]["accuracy"] + 0.2  # it learned the tasks on unseen subjects
+
+
 def test_quick_preset_teacher_is_the_big_model() -> None:
     from eegkd_bench.cost import count_flops
     from eegkd_bench.presets import PRESETS
 
     quick = PRESETS["quick"]
-    assert (quick.teacher, quick.teacher_checkpoint, quick.students) == ("cbramod-sim", "sim-pretrained", "eegnet")
+    assert (quick.teacher, quick.teacher_checkpoint, quick.students) == ("cbramod-sim", "sim-ssl+sup-pretrained",
+                                                                         "eegnet")
     for c, t, k in ((22, 800, 4), (16, 2000, 2), (16, 1000, 6), (32, 1000, 9)):
         spec, x = InputSpec(c, t, k), torch.zeros(1, c, t)
         assert count_flops(cbramod_sim(spec).eval(), x) >= 10 * count_flops(eegnet(spec).eval(), x)

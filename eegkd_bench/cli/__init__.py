@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--lr", type=float, default=PRETRAIN_DEFAULTS.lr, help="peak AdamW learning rate (default: %(default)s)")
     pt.add_argument("--weight-decay", type=float, default=PRETRAIN_DEFAULTS.weight_decay, help="AdamW weight decay (default: %(default)s)")
     pt.add_argument("--warmup-steps", type=int, default=PRETRAIN_DEFAULTS.warmup_steps, help="linear warm-up steps (default: %(default)s)")
+    pt.add_argument("--objective", choices=("masked", "supervised"), default=PRETRAIN_DEFAULTS.objective,
+                    help="masked: masked-patch reconstruction (self-supervised); supervised: cross-entropy on a "
+                         "labelled corpus such as sim-pretrain-sup, one head per task (default: %(default)s)")
+    pt.add_argument("--init", help="start the backbone from a checkpoint: a file or a name the teacher registers "
+                                   "(e.g. sim-pretrained); default: random init")
     pt.add_argument("--mask-ratio", type=float, default=PRETRAIN_DEFAULTS.mask_ratio, help="fraction of patches hidden (default: %(default)s)")
     pt.add_argument("--seed", type=int, default=PRETRAIN_DEFAULTS.seed, help="initialisation, data order and masks (default: %(default)s)")
     pt.add_argument("--dtype", choices=("float32", "float16"), default=PRETRAIN_DEFAULTS.dtype, help="of the written checkpoint")

@@ -135,6 +135,7 @@ def cmd_pretrain(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from eegkd_bench.plugins import get_registry
     from eegkd_bench.pretrain import make_pool, pretrain
     from eegkd_bench.progress import pretrain_reporter
+    from eegkd_bench.teachers import checkpoint_init, resolve_checkpoint
 
     try:
         options = json.loads(args.teacher_options)
@@ -147,24 +148,28 @@ def cmd_pretrain(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if args.threads < 1:
             raise UserError(f"invalid --threads {args.threads}; expected 1 or more")
         torch.set_num_threads(args.threads)
-    cfg = PretrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                         warmup_steps=args.warmup_steps, mask_ratio=args.mask_ratio, seed=args.seed, dtype=args.dtype,
-                         checkpoint_every=args.checkpoint_every, log_every=args.log_every)
-    cfg.check()
     reg = get_registry()
     entry = reg.get("teachers", args.teacher)
+    init = resolve_checkpoint(entry, args.init) or ""
+    init_label = checkpoint_init(init) if init else ""
+    cfg = PretrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                         warmup_steps=args.warmup_steps, mask_ratio=args.mask_ratio, seed=args.seed, dtype=args.dtype,
+                         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+                         objective=args.objective, init=init, init_label=init_label)
+    cfg.check()
     device = resolve_device(args.device)
     names = reg.select("datasets", args.datasets, allow_all=False)
     pool = make_pool(reg, names, args.data_dir or os.environ.get("EEGKD_DATA"), args.cache_dir, cfg.seed)
-    print(f"eegkd-bench {__version__}: pretraining {entry.name} on {', '.join(names)} for {cfg.steps} steps of "
+    print(f"eegkd-bench {__version__}: {cfg.objective} pretraining of {entry.name} on {', '.join(names)} for {cfg.steps} steps of "
           f"{cfg.batch_size} windows on {device} → {args.out}", file=sys.stderr)
     with pretrain_reporter(args.quiet) as report:
         meta = pretrain(entry.name, entry.factory, options, pool, cfg, Path(args.out), device=device,
                         command=command_line(argv), progress=report)
     last = meta["loss_curve"][-1] if meta["loss_curve"] else {}
+    final = (f"final training accuracy {last.get('accuracy', float('nan')):.3f}" if cfg.objective == "supervised"
+             else f"final masked-patch NMSE {last.get('nmse', float('nan')):.3f}")
     print(f"done: {meta['steps_done']} steps, {meta['windows_seen']} windows, {meta['windows_per_s']} windows/s, "
-          f"final masked-patch NMSE {last.get('nmse', float('nan')):.3f}; {args.out} sha256:{meta['sha256']}",
-          file=sys.stderr)
+          f"{final}; {args.out} ({meta['label']}) sha256:{meta['sha256']}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -33,9 +33,11 @@ with 8 conv filters x 8 positions in the patch embedding.
 ``cbramod-sim`` keeps CBraMod's full width (d_model 200, feed-forward 800, 8
 heads, 25 x 8 conv features) in 4 layers with the ``chanpool`` head: the teacher of the
 simulated benchmarks, over 10x the FLOPs of their EEGNet student. It registers the
-checkpoint ``sim-pretrained`` (``checkpoints/cbramod-sim.pt``): this backbone
-pretrained by masked-patch reconstruction on simulated EEG only, not an
-official CBraMod release.
+checkpoints ``sim-pretrained`` (``checkpoints/cbramod-sim.pt``): this backbone
+pretrained by masked-patch reconstruction on simulated EEG only, and
+``sim-ssl+sup-pretrained`` (``checkpoints/cbramod-sim-sup.pt``): the same, then
+trained with labels on thousands of other simulated subjects of the four paradigms.
+Neither is an official CBraMod release.
 """
 from __future__ import annotations
 
@@ -59,6 +61,9 @@ WEIGHTS_URL = "https://huggingface.co/weighting666/CBraMod"
 #: cbramod-sim pretrained by ``eegkd-bench pretrain`` on the simulated corpus (command and loss curve in
 #: the .json sidecar beside it; docs/pretraining.md). Shipped as package data.
 SIM_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "cbramod-sim.pt"
+#: ``sim-ssl+sup-pretrained``: SIM_CHECKPOINT, then a supervised stage on thousands of other labelled
+#: simulated subjects (``sim-pretrain-sup``); the default teacher of the simulated presets
+SIM_SUP_CHECKPOINT = SIM_CHECKPOINT.with_name("cbramod-sim-sup.pt")
 
 
 @dataclass(frozen=True)
@@ -473,6 +478,8 @@ def eegkd_register_teachers(register: Any) -> None:
              "d_model 64, average-pooling head; trains in seconds on a CPU", family="cbramod", layers=4,
              options=OPTIONS["cbramod-mini"])
     register("cbramod-sim", cbramod_sim, description="CBraMod at full width in 4 layers (d_model 200, ~1.7M "
-             "backbone params), channel-keeping head (chanpool); the simulated benchmarks' teacher, with a checkpoint "
-             "pretrained on simulated EEG (sim-pretrained)", family="cbramod", layers=4,
-             checkpoints={"sim-pretrained": str(SIM_CHECKPOINT)}, options=OPTIONS["cbramod-sim"])
+             "backbone params), channel-keeping head (chanpool); the simulated benchmarks' teacher, with checkpoints "
+             "pretrained on simulated EEG: sim-pretrained (self-supervised) and sim-ssl+sup-pretrained (then "
+             "supervised on thousands of other simulated subjects)", family="cbramod", layers=4,
+             checkpoints={"sim-pretrained": str(SIM_CHECKPOINT), "sim-ssl+sup-pretrained": str(SIM_SUP_CHECKPOINT)},
+             options=OPTIONS["cbramod-sim"])

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
-from eegkd_bench.api import Availability, Dataset, EEGWindows, Option, UserError
+from eegkd_bench.api import UNLABELLED, Availability, Dataset, EEGWindows, Option, UserError
 from eegkd_bench.data.cache import cached_windows
 from eegkd_bench.storage import stable_hash
 from eegkd_bench.data.sim.head import (
@@ -53,8 +53,9 @@ class _SimulatedOptions:
                                  "subject-disjoint)"),
             "trials_per_class": Option(int(owner.default_trials), per),
             "seed": Option(0, "generator seed: another seed draws other subjects"),
-            "split": Option(None, "subjects per split [train, val, test], summing to n_subjects "
-                            "(none: the dataset's default proportions)", type=list),
+            "split": Option(None, "subjects per split [train, val, test] or [train, val, test, transfer], summing "
+                            "to n_subjects (transfer: unlabelled subjects only distillers read; none: the "
+                            "dataset's default split, with the test split taking the subjects beyond it)", type=list),
             "window_s": Option(float(owner.window_s), "window length in seconds (1 to 30)"),
             "effect_scale": Option(float(owner.default_effect_scale), "how strongly the classes differ: multiplies "
                                    "every subject's class-effect strength (0 < scale <= 5; lower is harder)"),
@@ -76,6 +77,11 @@ class SimulatedDataset(Dataset):
     #: between methods noisy.
     val_share: ClassVar[float] = 1 / 6
     test_share: ClassVar[float] = 1 / 6
+    #: The default subjects of (train, val, test, transfer), or None for the shares above. The
+    #: built-in benchmarks use the field's low-label cross-subject regime: a few labelled training
+    #: subjects, a test split of at least 24 subjects, and an unlabelled transfer split of other
+    #: subjects that only distillers read. With another ``n_subjects`` the test split takes the rest.
+    default_split: ClassVar[tuple[int, int, int, int] | None] = None
     #: Multiplies each subject's class-effect strength (``SubjectTraits.effect``, drawn in 0.4-1.0).
     #: Each paradigm sets its default so that a CBraMod-sized teacher and a compact student both learn
     #: the task within the quick preset's budget while classical baselines stay well below ceiling
@@ -87,7 +93,8 @@ class SimulatedDataset(Dataset):
     def __init__(self, n_subjects: int | None = None, trials_per_class: int | None = None, seed: int = 0,
                  split: Sequence[int] | None = None, window_s: float | None = None,
                  effect_scale: float | None = None, use_cache: bool = True) -> None:
-        self.n_subjects = int(n_subjects if n_subjects is not None else self.default_subjects)
+        total = sum(self.default_split) if self.default_split is not None else self.default_subjects
+        self.n_subjects = int(n_subjects if n_subjects is not None else total)
         self.trials_per_class = int(trials_per_class if trials_per_class is not None else self.default_trials)
         self.seed = int(seed)
         self.window_s = float(window_s if window_s is not None else type(self).window_s)
@@ -106,25 +113,32 @@ class SimulatedDataset(Dataset):
         self.split_counts = self._split_counts(split)
 
     # -- options
-    def _split_counts(self, split: Sequence[int] | None) -> tuple[int, int, int]:
-        if split is None and self.stratify_subjects:
+    def _split_counts(self, split: Sequence[int] | None) -> tuple[int, int, int, int]:
+        """Subjects of (train, val, test, transfer)."""
+        if split is not None:
+            whole = all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in split)
+            counts = tuple(int(c) for c in split) if whole else ()
+            if len(counts) not in (3, 4) or min(counts[:3]) < 1 or min(counts) < 0 or sum(counts) != self.n_subjects:
+                raise UserError(f"{self.name}: split={list(split)}; expected three positive integers (train, val, "
+                                "test subjects) and optionally a fourth (unlabelled transfer subjects, 0 or more) "
+                                f"that sum to n_subjects={self.n_subjects}")
+            return (*counts, 0)[:4]  # type: ignore[return-value]
+        n = self.n_subjects
+        if self.default_split is not None:
+            # the low-label default: train, val and transfer keep their sizes, the test split takes the rest
+            n_train, n_val, _, n_transfer = self.default_split
+            n_test = n - n_train - n_val - n_transfer
+            if n_test >= (2 if self.stratify_subjects else 1):
+                return n_train, n_val, n_test, n_transfer
+        if self.stratify_subjects:
             # even val/test counts so both classes are equally represented (2 classes alternate)
-            n = self.n_subjects
             n_val = n_test = max(2, 2 * round(n / 12))
             if n - n_val - n_test >= 2:
-                return n - n_val - n_test, n_val, n_test
-        if split is None:
-            n = self.n_subjects
-            n_val, n_test = max(1, round(n * self.val_share)), max(1, round(n * self.test_share))
-            if n - n_val - n_test < 1:
-                n_val = n_test = max(1, round(n / 6))
-            return n - n_val - n_test, n_val, n_test
-        whole = all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in split)
-        counts = tuple(int(c) for c in split) if whole else ()
-        if len(counts) != 3 or min(counts) < 1 or sum(counts) != self.n_subjects:
-            raise UserError(f"{self.name}: split={list(split)}; expected three positive integers (train, val, "
-                            f"test subjects) that sum to n_subjects={self.n_subjects}")
-        return counts  # type: ignore[return-value]
+                return n - n_val - n_test, n_val, n_test, 0
+        n_val, n_test = max(1, round(n * self.val_share)), max(1, round(n * self.test_share))
+        if n - n_val - n_test < 1:
+            n_val = n_test = max(1, round(n / 6))
+        return n - n_val - n_test, n_val, n_test, 0
 
     def params(self) -> dict[str, Any]:
         """Everything that determines the generated arrays."""
@@ -174,10 +188,12 @@ class SimulatedDataset(Dataset):
             y.append(labels)
             subjects += [f"S{s + 1:02d}"] * len(labels)
         subjects_arr = np.array(subjects)
-        split = self._assign_split(subjects_arr, np.concatenate(y))
+        labels = np.concatenate(y).astype(np.int64)
+        split = self._assign_split(subjects_arr, labels)
+        labels[split == "transfer"] = UNLABELLED  # the transfer split's classes are withheld
         return EEGWindows(
             name=self.name, X=np.ascontiguousarray(np.concatenate(X), dtype=np.float32),
-            y=np.concatenate(y).astype(np.int64), subjects=subjects_arr, split=split, sfreq=SFREQ,
+            y=labels, subjects=subjects_arr, split=split, sfreq=SFREQ,
             ch_names=list(self.derivation.ch_names), class_names=list(self.class_names), kind="simulated",
             checksum=stable_hash(self.params()),
             notes=f"SIMULATED EEG (eegkd-bench generator v{GENERATOR_VERSION}, seed {self.seed}); "
@@ -214,18 +230,19 @@ class SimulatedDataset(Dataset):
 
     def _assign_split(self, subjects: np.ndarray, y: np.ndarray) -> np.ndarray:
         ids = list(dict.fromkeys(subjects))
-        n_train, n_val, n_test = self.split_counts
+        n_train, n_val, n_test, n_transfer = self.split_counts
         if self.stratify_subjects:
             # interleave subjects of each class so every split holds both classes
             label = {s: int(y[subjects == s][0]) for s in ids}
             by_class = [[s for s in ids if label[s] == c] for c in sorted(set(label.values()))]
             order = [s for group in zip(*by_class) for s in group]
             order += [s for s in ids if s not in order]
-            # test and val are taken from the end so they stay balanced
+            # test, val and transfer are taken from the end so they stay balanced
             ids = order[::-1]
-            assignment = ["test"] * n_test + ["val"] * n_val + ["train"] * n_train
+            assignment = ["test"] * n_test + ["val"] * n_val + ["transfer"] * n_transfer + ["train"] * n_train
         else:
-            assignment = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
+            # the test split last: more subjects only add test subjects
+            assignment = ["train"] * n_train + ["val"] * n_val + ["transfer"] * n_transfer + ["test"] * n_test
         split_of = dict(zip(ids, assignment))
         return np.array([split_of[s] for s in subjects])
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import (Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo, TeacherNeeds,
+from eegkd_bench.api import (TRANSFER_OPTION, Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo, TeacherNeeds,
                              UserError)
 from eegkd_plugins.distillers.common import (
     as_float,
@@ -65,6 +65,7 @@ class AttentionTransfer(Distiller):
     name = "at"
     needs_student_features = True
     defaults = {
+        "transfer": TRANSFER_OPTION,
         "beta": Option(1000.0, "weight of the attention term (the loss is beta/2 times the sum)"),
         "student_layers": Option(None, "student feature maps matched (default: all)", type=list),
         "teacher_layers": Option(None, "one teacher layer per student map (default: evenly spaced)", type=list),

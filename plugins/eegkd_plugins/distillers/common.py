@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eegkd_bench.api import Distiller, EEGModel, InputSpec, ModelOutput, TeacherBatch, TeacherInfo, TeacherNeeds, UserError
+from eegkd_bench.api import UNLABELLED, Distiller, EEGModel, InputSpec, ModelOutput, TeacherBatch, TeacherInfo, TeacherNeeds, UserError
 
 
 # ------------------------------------------------------------------ tensors
@@ -186,8 +186,14 @@ def check_positive(distiller: str, hparams: dict[str, Any], names: Sequence[str]
 
 
 def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy against integer labels."""
-    return F.cross_entropy(logits, y)
+    """Mean cross-entropy over the labelled windows (``UNLABELLED`` ones, from the transfer split, are
+    skipped; a batch of only those gives 0 with a gradient of 0)."""
+    known = y != UNLABELLED
+    if bool(known.all()):
+        return F.cross_entropy(logits, y)
+    if not bool(known.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[known], y[known])
 
 
 class EmbeddingRelationDistiller(Distiller):

@@ -41,6 +41,8 @@ from torch import nn
 
 from eegkd_bench import hookimpl
 from eegkd_bench.api import (
+    TRANSFER_OPTION,
+    UNLABELLED,
     Distiller,
     EEGModel,
     InputSpec,
@@ -93,6 +95,7 @@ class DLink(Distiller):
     name = "dlink"
     needs_student_features = True
     defaults = {
+        "transfer": TRANSFER_OPTION,
         "use_router": Option(True, "mix every teacher layer with the router (false: the last layer only)"),
         "use_mic": Option(True, "deploy the MiC student (false: the plain student; Pi is training-only)"),
         "lambda_feat": Option(1.0, "weight of the mimic term"),
@@ -224,10 +227,14 @@ class DLink(Distiller):
         else:
             raw = self._prepare(teacher)
             summaries, pooled = layer_summaries(raw, hp["normalize_layers"])
-            probe_ce, alpha, _ = router_objective(self.router, self.probe, summaries, pooled, y, 0.0)
+            known = y != UNLABELLED  # the probe is fitted on labelled windows; every window gets a target
+            probe_ce, alpha, probe_logits = router_objective(self.router, self.probe, summaries, pooled,
+                                                             y.clamp(min=0), 0.0)
+            if not bool(known.all()):
+                probe_ce = cross_entropy(probe_logits, y)
             terms["router"] = hp["router_weight"] * probe_ce + hp["router_balance"] * balance_loss(alpha)
-            if self.training:
-                self._accumulate(alpha.detach(), y)
+            if self.training and bool(known.any()):
+                self._accumulate(alpha.detach()[known], y[known])
             target = routed_target(self._targets(raw), alpha.detach(), hp["normalize_layers"])
         terms["mimic"] = hp["lambda_feat"] * mimic_loss(projected, target, hp["mimic_loss"])
         if hp["lambda_spec"] > 0:
@@ -395,5 +402,5 @@ def eegkd_register_distillers(register) -> None:
     register("dlink-nomic", base="dlink", options={"use_mic": False}, role="ablation", sections=router_sections,
              description="DLink ablation: plain student + training-only adapter")
     register("mic-ce", base="dlink", options={"use_router": False, "lambda_feat": 0.0, "lambda_spec": 0.0,
-                                              "kd_weight": 0.0},
+                                              "kd_weight": 0.0, "transfer": False},
              description="size-matched control: the MiC student on labels only (no teacher output read)")

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import (Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo, TeacherNeeds,
+from eegkd_bench.api import (TRANSFER_OPTION, Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo, TeacherNeeds,
                              UserError)
 from eegkd_plugins.distillers.common import (
     TimeProjector,
@@ -61,6 +61,7 @@ class FitNets(Distiller):
     name = "fitnets"
     needs_student_features = True
     defaults = {
+        "transfer": TRANSFER_OPTION,
         "stage": Option("two-stage", "two-stage: hint epochs first, then CE + KD; joint: all terms together",
                         choices=("two-stage", "joint")),
         "hint_epochs": Option(None, "epochs of the hint-only stage (two-stage; none: a quarter of the recipe's "

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import (Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo, TeacherNeeds,
-                             UserError)
+from eegkd_bench.api import (TRANSFER_OPTION, Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo,
+                             TeacherNeeds, UserError)
 from eegkd_plugins.distillers.common import check_positive, cross_entropy, require_teacher
 
 
@@ -38,7 +38,8 @@ class KD(Distiller):
 
     name = "kd"
     defaults = {"temperature": Option(4.0, "softmax temperature T of the soft targets"),
-                "alpha": Option(0.9, "weight of the soft-target term (1 - alpha weighs the label CE)")}
+                "alpha": Option(0.9, "weight of the soft-target term (1 - alpha weighs the label CE)"),
+                "transfer": TRANSFER_OPTION}
 
     def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams) -> None:
         super().__init__(student, teacher, spec, **hparams)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import Option
+from eegkd_bench.api import TRANSFER_OPTION, Option
 from eegkd_plugins.distillers.common import EmbeddingRelationDistiller
 
 
@@ -39,7 +39,7 @@ class PKT(EmbeddingRelationDistiller):
     """Probabilistic knowledge transfer on embeddings, plus CE."""
 
     name = "pkt"
-    defaults = {"weight": Option(30000.0, "weight of the probability-kernel term")}
+    defaults = {"weight": Option(30000.0, "weight of the probability-kernel term"), "transfer": TRANSFER_OPTION}
     weights = ("weight",)
 
     def relation_terms(self, s: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import Option
+from eegkd_bench.api import TRANSFER_OPTION, Option
 from eegkd_plugins.distillers.common import EmbeddingRelationDistiller
 
 _EPS = 1e-12
@@ -67,7 +67,8 @@ class RKD(EmbeddingRelationDistiller):
 
     name = "rkd"
     defaults = {"distance_weight": Option(1.0, "weight of the distance-wise relation term (paper: 25)"),
-                "angle_weight": Option(2.0, "weight of the angle-wise relation term (paper: 50)")}
+                "angle_weight": Option(2.0, "weight of the angle-wise relation term (paper: 50)"),
+                "transfer": TRANSFER_OPTION}
     weights = ("distance_weight", "angle_weight")
 
     def relation_terms(self, s: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -19,7 +19,10 @@ class SimAbnormal(SimulatedDataset):
     window_s = 10.0
     mimics = "TUAB (16 TCP bipolar channels, 10 s windows, 200 Hz; one label per subject)"
     derivation = bipolar(TCP_PAIRS)
-    default_subjects = 40
+    # the low-label cross-subject regime (see sim-mi), with 6 training subjects (3 of each class) and a test
+    # split of 42 subjects (504 windows): each subject has one class
+    default_split = (6, 4, 42, 4)
+    default_subjects = 56
     default_trials = 12  # windows per subject: each subject has one class, as a TUAB recording
     stratify_subjects = True
     default_effect_scale = 1.25

@@ -98,3 +98,76 @@ class SimPretrainCorpus(Dataset):
 
         with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: see SimulatedDataset.generate
             return np.ascontiguousarray(sim.simulate_windows(rng, labels, traits, head), dtype=np.float32)
+
+
+class SimLabelledCorpus(SimPretrainCorpus):
+    """Labelled simulated EEG from thousands of other subjects, for a supervised pretraining stage.
+
+    The subjects, their montages and their brain states are drawn like ``sim-pretrain``'s, from
+    streams of their own (``SeedSequence([seed, *b"sim-pretrain-sup", subject])``), so they are
+    neither the benchmarks' subjects nor the self-supervised corpus's. The classes are kept and the
+    class effects are the benchmarks' default strengths (``effect_scale`` of each paradigm), since
+    this stage teaches the teacher what the tasks look like in many people before it meets a
+    benchmark's few labelled subjects. Subject ``j`` belongs to paradigm ``j mod 4``; batch ``i``
+    holds ``subjects_per_batch`` subjects of paradigm ``i mod 4``.
+    """
+
+    name = "sim-pretrain-sup"
+    labeled = False  # not a benchmark: `run` never selects it; `pretrain --objective supervised` reads its labels
+    paradigm = "labelled (supervised pretraining corpus)"
+    description = ("labelled simulated EEG for a supervised pretraining stage: 8192 other subjects of the four "
+                   "paradigms at the benchmarks' effect strengths, streamed batch by batch")
+    default_subjects = 8192
+    subjects_per_batch = 4
+
+    def __init__(self, n_subjects: int | None = None, seed: int = 0, paradigms: str | Sequence[str] = "all") -> None:
+        super().__init__(n_subjects, seed, paradigms)
+        self._sims = {p: PARADIGMS[p](use_cache=False) for p in self.paradigms}  # the benchmarks' effect scales
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "subjects_per_batch": self.subjects_per_batch,
+                "effect_scale": {p: sim.effect_scale for p, sim in self._sims.items()}}
+
+    def tasks(self) -> dict[str, tuple[int, int, int]]:
+        """Each paradigm's (channels, samples, classes): one classification head per paradigm."""
+        return {p: (len(s.derivation.ch_names), s.n_times, len(s.class_names)) for p, s in self._sims.items()}
+
+    def batch_subjects(self, index: int) -> tuple[str, list[tuple[int, int]]]:
+        """Batch ``index`` -> its paradigm and its (subject, pass) pairs."""
+        P = len(self.paradigms)
+        k = self.subjects_per_batch
+        p = index % P
+        per_paradigm = max(1, self.n_subjects // P)
+        out = []
+        for m in range(k):
+            slot = (index // P) * k + m  # the slot-th subject of this paradigm, over passes
+            out.append((P * (slot % per_paradigm) + p, slot // per_paradigm))
+        return self.paradigms[p], out
+
+    def labelled_batch(self, index: int, batch_size: int) -> tuple[str, np.ndarray, np.ndarray]:
+        """Batch ``index``: (paradigm, windows ``(batch_size, channels, samples)``, labels)."""
+        paradigm, subjects = self.batch_subjects(int(index))
+        sim = self._sims[paradigm]
+        sizes = np.diff(np.linspace(0, batch_size, len(subjects) + 1).round().astype(int))
+        X, Y = [], []
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: see SimulatedDataset.generate
+            for (subject, n_pass), n in zip(subjects, sizes):
+                if n < 1:
+                    continue
+                root = [self.seed, *self.name.encode(), subject]
+                person = np.random.default_rng(np.random.SeedSequence(root))
+                traits = draw_traits(person)
+                head = make_head(person, sim.derivation)
+                state = int(person.integers(len(sim.class_names)))
+                rng = np.random.default_rng(np.random.SeedSequence([*root, n_pass]))
+                y = np.full(n, state, np.int64) if isinstance(sim, SimAbnormal) else \
+                    rng.integers(len(sim.class_names), size=n)
+                X.append(sim.simulate_windows(rng, y, traits, head))
+                Y.append(y)
+        return paradigm, np.ascontiguousarray(np.concatenate(X), dtype=np.float32), np.concatenate(Y)
+
+    def stream_batch(self, index: int, batch_size: int) -> np.ndarray:
+        """The windows of :meth:`labelled_batch` without their labels."""
+        return self.labelled_batch(index, batch_size)[1]

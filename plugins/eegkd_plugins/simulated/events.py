@@ -20,12 +20,11 @@ class SimEvents(SimulatedDataset):
     window_s = 5.0
     mimics = "TUEV (16 TCP bipolar channels, 5 s windows, 200 Hz)"
     derivation = bipolar(TCP_PAIRS)
-    # many subjects with few windows each, half of them held out: the test split (12 subjects) measures
-    # cross-subject accuracy over many subjects, while training costs what 16 subjects' windows cost
-    default_subjects = 32
+    # the low-label cross-subject regime: 4 labelled training subjects, 4 validation subjects, 4 unlabelled
+    # transfer subjects (read by distillers only) and a test split of 24 subjects (576 windows)
+    default_split = (4, 4, 24, 4)
+    default_subjects = 36
     default_trials = 4
-    val_share = 1 / 8
-    test_share = 3 / 8
     default_effect_scale = 2.0
 
     def simulate_subject(self, rng, labels, traits, head, n_times):  # type: ignore[no-untyped-def]

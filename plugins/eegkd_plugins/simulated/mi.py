@@ -22,12 +22,11 @@ class SimMotorImagery(SimulatedDataset):
     window_s = 4.0
     mimics = "BCIC-IV-2a (22 channels, left-mastoid reference, 4 s after the cue, 200 Hz)"
     derivation = referential(BCIC_IV_2A_CHANNELS, "M1")
-    # many subjects with few windows each, half of them held out: the test split (12 subjects) measures
-    # cross-subject accuracy over many subjects, while training costs what 16 subjects' windows cost
-    default_subjects = 32
+    # the low-label cross-subject regime: 4 labelled training subjects, 4 validation subjects, 4 unlabelled
+    # transfer subjects (read by distillers only) and a test split of 24 subjects (576 windows)
+    default_split = (4, 4, 24, 4)
+    default_subjects = 36
     default_trials = 6
-    val_share = 1 / 8
-    test_share = 3 / 8
     default_effect_scale = 2.0
 
     #: Relative mu/beta amplitude in each area for each class at full effect (<1 ERD, >1 ERS).
