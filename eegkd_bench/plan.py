@@ -18,6 +18,7 @@ from eegkd_bench.cell import (
     RunContext,
     cell_key,
     cached_output_names,
+    distillation_rows,
     prepare_cell_teacher,
     teacher_init_of,
     teacher_provenance,
@@ -317,13 +318,14 @@ def cache_bytes_needed(plan: GridPlan, ctx: RunContext, reads: dict[CellSpec, Ce
     for group in plan.groups:
         cell = group.cell
         windows = plan.windows[cell.dataset]
-        n_train = len(windows.indices("train"))
+        X_fit, subset = distillation_rows(windows)  # what the teacher pass caches: train (+ transfer)
+        n_train = len(X_fit)
         if group.outputs:
             folder = ctx.cache_dir / "teacher_outputs" / outputs_key(
                 teacher_key(cell.teacher, dict(cell.teacher_options), teacher_init_of(cell.teacher_checkpoint),
                             windows, cell.seed, cell.teacher_cfg, provenance=teacher_provenance(cell),
                             dataset_options=cell.dataset_key_options()),
-                (n_train, *windows.X.shape[1:]), data_checksum=windows.checksum)
+                (n_train, *windows.X.shape[1:]), subset=subset, data_checksum=windows.checksum)
             sizes = {n: b for c in group.cells if c in reads for n, b in reads[c].outputs}
             total += sum(sizes.get(n, 0) * n_train for n in group.outputs if not (folder / f"{n}.npy").exists())
         for c in group.cells:
