@@ -39,6 +39,8 @@ import torch
 
 from eegkd_bench import __version__
 from eegkd_bench.api import DataUnavailable, InputSpec, TeacherModel
+from eegkd_bench.data.cache import default_cache_dir
+from eegkd_bench.data.catalog import load_dataset
 from eegkd_bench.errors import UserError
 from eegkd_bench.registry import Registry
 from eegkd_bench.storage import atomic_write, atomic_write_text, file_sha256, stable_hash
@@ -139,8 +141,8 @@ def make_pool(registry: Registry, names: list[str], data_dir: str | None, cache_
                                                 else "", "params": getattr(ds, "params", dict)()},
                                ds.stream_batch, labelled, ds.tasks() if labelled is not None else None))
             continue
-        try:
-            w = ds.load(data_dir, cache_dir)
+        try:  # as a run loads it: availability, finite values and non-empty splits checked
+            w = load_dataset(registry, name, data_dir, Path(cache_dir) if cache_dir else default_cache_dir())
         except DataUnavailable as exc:
             raise UserError(f"dataset {name!r} is not on this machine ({exc}); pretrain on available datasets "
                             "(see eegkd-bench datasets)") from None
