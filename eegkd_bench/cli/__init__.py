@@ -128,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "on a pool of registered datasets and write a checkpoint that --teacher-checkpoint "
                                     "loads, with a JSON sidecar. Running the same command again resumes a killed run.")
     pt.add_argument("--teacher", required=True, help="a registered teacher with patch tokens, e.g. cbramod-sim")
-    pt.add_argument("--teacher-options", default="{}", help='JSON object of teacher options, e.g. \'{"dropout": 0.1}\'')
+    pt.add_argument("--set", action="append", default=[], metavar="TEACHER.OPTION=VALUE",
+                    help="an option of the teacher, VALUE in TOML as with run (--set cbramod-sim.dropout=0.2); repeatable")
+    pt.add_argument("--teacher-options", default="{}", help='JSON object of teacher options, e.g. \'{"dropout": 0.1}\' '
+                                                            "(--set applies over it)")
     pt.add_argument("--datasets", required=True, help="the pool: dataset names or wildcards (one sampling rate), "
                                                       "e.g. sim-pretrain; labeled datasets give their train split")
     pt.add_argument("--out", required=True, help="checkpoint to write (e.g. cbramod-sim.pt; the sidecar is .json)")

@@ -134,6 +134,7 @@ def cmd_pretrain(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from eegkd_bench.device import resolve_device
     from eegkd_bench.plugins import get_registry
     from eegkd_bench.pretrain import make_pool, pretrain
+    from eegkd_bench.config import parse_set
     from eegkd_bench.progress import pretrain_reporter
     from eegkd_bench.teachers import checkpoint_init, resolve_checkpoint
 
@@ -144,6 +145,12 @@ def cmd_pretrain(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if not isinstance(options, dict):
         raise UserError(f"invalid --teacher-options {args.teacher_options!r}; expected a JSON object such as "
                         '\'{"dropout": 0.1}\'')
+    for text in args.set:
+        name, option, value = parse_set(text)
+        if name != args.teacher:
+            raise UserError(f"invalid --set {text!r}: pretrain sets options of its teacher only; expected "
+                            f"--set {args.teacher}.OPTION=VALUE (eegkd-bench show {args.teacher} lists them)")
+        options[option] = value
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"invalid --threads {args.threads}; expected 1 or more")
@@ -160,8 +167,8 @@ def cmd_pretrain(args: argparse.Namespace, argv: Sequence[str]) -> int:
     device = resolve_device(args.device)
     names = reg.select("datasets", args.datasets, allow_all=False)
     pool = make_pool(reg, names, args.data_dir or os.environ.get("EEGKD_DATA"), args.cache_dir, cfg.seed)
-    print(f"eegkd-bench {__version__}: {cfg.objective} pretraining of {entry.name} on {', '.join(names)} for {cfg.steps} steps of "
-          f"{cfg.batch_size} windows on {device} → {args.out}", file=sys.stderr)
+    print(f"eegkd-bench {__version__}: {cfg.objective} pretraining of {entry.name} on {', '.join(names)} "
+          f"for {cfg.steps} steps of {cfg.batch_size} windows on {device} → {args.out}", file=sys.stderr)
     with pretrain_reporter(args.quiet) as report:
         meta = pretrain(entry.name, entry.factory, options, pool, cfg, Path(args.out), device=device,
                         command=command_line(argv), progress=report)
