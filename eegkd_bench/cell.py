@@ -280,8 +280,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         student=student, teacher=prepared.info, spec=spec, **dict(cell.distiller_options))
     distiller.to(ctx.device)
     # the train split, then (for a distiller that reads it) the unlabelled transfer split
-    transfer = distiller.reads_transfer() and len(windows.indices("transfer")) > 0
-    X_tr, y_tr = windows.fit_part(transfer=transfer)
+    X_tr, y_tr = windows.fit_part(transfer=distiller.reads_transfer())
     n_labelled = len(windows.indices("train"))
     X_va, y_va = windows.part("val")
     y_lab = torch.from_numpy(np.asarray(y_tr[:n_labelled], dtype=np.int64)).to(ctx.device)

@@ -76,10 +76,10 @@ PRESETS: dict[str, Preset] = {
         methods="none,kd,fitnets,rkd,dlink,mic-ce",
         datasets="all",
         seeds=(0, 1, 2, 3, 4),
-        teacher_cfg=TrainConfig(epochs=6, batch_size=16, lr=1e-4, weight_decay=5e-2, augment="jitter"),
+        teacher_cfg=dataclasses.replace(_QUICK.teacher_cfg, epochs=6),
         # EEGNet alone still improves beyond 25 epochs on 4 labelled subjects (benchmarks/README.md); 25
         # keeps the preset within its 45 minutes
-        student_cfg=TrainConfig(epochs=25, batch_size=8, lr=3e-3, weight_decay=1e-2),
+        student_cfg=dataclasses.replace(_QUICK.student_cfg, epochs=25),
         description="method comparison on the four simulated benchmarks: 5 seeds, DLink and its size-matched "
                     "control against KD/FitNets/RKD and the student alone, EEGNet (tests over subjects per "
                     "dataset, meta-analysis and ranks across them)",

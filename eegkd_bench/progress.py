@@ -170,7 +170,8 @@ class PretrainReporter:
         last = curve[-1] if curve else {}
         # the masked objective reports the normalised MSE, the supervised one the accuracy on new subjects
         stat = "acc" if "accuracy" in last else "nmse"
-        info = (f"loss {event['loss']:.4f}  {stat} {last.get('accuracy', last.get('nmse', float('nan'))):.3f}  "
+        value = last.get("accuracy", last.get("nmse", float("nan")))
+        info = (f"loss {event['loss']:.4f}  {stat} {value:.3f}  "
                 f"{event['windows_per_s']:.1f} windows/s  [{event['source']}]")
         if self.bar is not None:
             if self.task is None:
@@ -178,7 +179,6 @@ class PretrainReporter:
             self.bar.update(self.task, completed=event["step"], info=info)
         elif len(curve) > self.logged:
             self.logged = len(curve)
-            value = last.get("accuracy", last.get("nmse", float("nan")))
             print(f"[pretrain] step {event['step']}/{event['steps']}  loss {last['loss']:.4f}  {stat} {value:.3f}  "
                   f"{event['windows_per_s']:.1f} windows/s", file=sys.stderr, flush=True)
 

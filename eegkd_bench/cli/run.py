@@ -131,10 +131,10 @@ def _print_dry_run(reg: Any, plan: Any, ctx: Any, recipe: Any) -> None:
 def cmd_pretrain(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import torch
 
+    from eegkd_bench.config import parse_set
     from eegkd_bench.device import resolve_device
     from eegkd_bench.plugins import get_registry
     from eegkd_bench.pretrain import make_pool, pretrain
-    from eegkd_bench.config import parse_set
     from eegkd_bench.progress import pretrain_reporter
     from eegkd_bench.teachers import checkpoint_init, resolve_checkpoint
 

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import (TRANSFER_OPTION, Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo, TeacherNeeds,
-                             UserError)
+from eegkd_bench.api import (TRANSFER_OPTION, Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo,
+                             TeacherNeeds, UserError)
 from eegkd_plugins.distillers.common import (
     as_float,
     channels_time,

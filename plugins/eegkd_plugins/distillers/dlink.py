@@ -228,10 +228,7 @@ class DLink(Distiller):
             raw = self._prepare(teacher)
             summaries, pooled = layer_summaries(raw, hp["normalize_layers"])
             known = y != UNLABELLED  # the probe is fitted on labelled windows; every window gets a target
-            probe_ce, alpha, probe_logits = router_objective(self.router, self.probe, summaries, pooled,
-                                                             y.clamp(min=0), 0.0)
-            if not bool(known.all()):
-                probe_ce = cross_entropy(probe_logits, y)
+            probe_ce, alpha, _ = router_objective(self.router, self.probe, summaries, pooled, y, 0.0)
             terms["router"] = hp["router_weight"] * probe_ce + hp["router_balance"] * balance_loss(alpha)
             if self.training and bool(known.any()):
                 self._accumulate(alpha.detach()[known], y[known])

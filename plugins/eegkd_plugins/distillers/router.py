@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eegkd_bench.api import layer_summary
+from eegkd_plugins.distillers.common import cross_entropy
 
 #: reads the rows ``idx`` (sorted) of the training set: ``(summaries, pooled, y)``, the first two ``(B, L, D)``
 SummaryReader = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -106,7 +107,7 @@ def router_objective(router: LayerRouter, probe: Probe, summaries: torch.Tensor,
     """``(probe CE + balance_weight * balance, alpha, probe logits)`` for one batch of summaries."""
     alpha = router(summaries)
     logits = probe(mix_layers(pooled, alpha))
-    loss = F.cross_entropy(logits, y) + balance_weight * balance_loss(alpha)
+    loss = cross_entropy(logits, y) + balance_weight * balance_loss(alpha)  # UNLABELLED windows skipped
     return loss, alpha, logits
 
 

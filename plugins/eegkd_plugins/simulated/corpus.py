@@ -41,6 +41,9 @@ class SimPretrainCorpus(Dataset):
                    "sim-mi/abnormal/events/affective montages and states, streamed batch by batch")
     sfreq = SFREQ
     default_subjects = 4096
+    #: the paradigms' class-effect strength (None: each benchmark's default). The raw generator (1): the
+    #: states are thrown away, and the shipped checkpoint was pretrained on exactly these windows
+    corpus_effect_scale: float | None = 1.0
 
     def __init__(self, n_subjects: int | None = None, seed: int = 0, paradigms: str | Sequence[str] = "all") -> None:
         self.n_subjects = int(n_subjects if n_subjects is not None else self.default_subjects)
@@ -53,9 +56,7 @@ class SimPretrainCorpus(Dataset):
         if self.n_subjects < 1:
             raise UserError(f"{self.name}: n_subjects={self.n_subjects}; expected a positive integer")
         self.paradigms = tuple(names)
-        # the raw generator (effect_scale 1): the states are thrown away, and the shipped checkpoint was
-        # pretrained on exactly these windows
-        self._sims = {p: PARADIGMS[p](use_cache=False, effect_scale=1.0) for p in self.paradigms}
+        self._sims = {p: PARADIGMS[p](use_cache=False, effect_scale=self.corpus_effect_scale) for p in self.paradigms}
 
     def params(self) -> dict[str, Any]:
         """Everything that determines the streamed windows."""
@@ -80,24 +81,37 @@ class SimPretrainCorpus(Dataset):
         subject, n_pass = index % self.n_subjects, index // self.n_subjects
         return subject, n_pass, self.paradigms[subject % len(self.paradigms)]
 
-    def stream_batch(self, index: int, batch_size: int) -> np.ndarray:
-        """Batch ``index``: ``batch_size`` windows of one subject, float32 ``(batch_size, channels, samples)``."""
-        subject, n_pass, paradigm = self.subject_of(int(index))
+    def subject_root(self, subject: int) -> list[int]:
+        """The entropy of corpus subject ``subject``'s stream: everything about the person is drawn from it."""
+        return [self.seed, *self.name.encode(), subject]
+
+    def subject_windows(self, paradigm: str, subject: int, n_pass: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` windows of one corpus subject on pass ``n_pass`` over the corpus, and their classes.
+
+        A subject is a fixed person (traits, head and, where the paradigm has one, subject-level state from
+        the subject's own stream); each pass draws new windows of that person.
+        """
         sim = self._sims[paradigm]
-        root = [self.seed, *self.name.encode(), subject]
+        root = self.subject_root(subject)
         person = np.random.default_rng(np.random.SeedSequence(root))
         traits = draw_traits(person)
         head = make_head(person, sim.derivation)
         state = int(person.integers(len(sim.class_names)))  # the subject-level state where a paradigm has one
         rng = np.random.default_rng(np.random.SeedSequence([*root, n_pass]))
         if isinstance(sim, SimAbnormal):
-            labels = np.full(batch_size, state, np.int64)
+            labels = np.full(n, state, np.int64)
         else:
-            labels = rng.integers(len(sim.class_names), size=batch_size)
+            labels = rng.integers(len(sim.class_names), size=n)
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: see SimulatedDataset.generate
-            return np.ascontiguousarray(sim.simulate_windows(rng, labels, traits, head), dtype=np.float32)
+            return sim.simulate_windows(rng, labels, traits, head), labels
+
+    def stream_batch(self, index: int, batch_size: int) -> np.ndarray:
+        """Batch ``index``: ``batch_size`` windows of one subject, float32 ``(batch_size, channels, samples)``."""
+        subject, n_pass, paradigm = self.subject_of(int(index))
+        x, _ = self.subject_windows(paradigm, subject, n_pass, batch_size)
+        return np.ascontiguousarray(x, dtype=np.float32)
 
 
 class SimLabelledCorpus(SimPretrainCorpus):
@@ -119,10 +133,7 @@ class SimLabelledCorpus(SimPretrainCorpus):
                    "paradigms at the benchmarks' effect strengths, streamed batch by batch")
     default_subjects = 8192
     subjects_per_batch = 4
-
-    def __init__(self, n_subjects: int | None = None, seed: int = 0, paradigms: str | Sequence[str] = "all") -> None:
-        super().__init__(n_subjects, seed, paradigms)
-        self._sims = {p: PARADIGMS[p](use_cache=False) for p in self.paradigms}  # the benchmarks' effect scales
+    corpus_effect_scale = None  # the benchmarks' effect scales
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "subjects_per_batch": self.subjects_per_batch,
@@ -147,26 +158,11 @@ class SimLabelledCorpus(SimPretrainCorpus):
     def labelled_batch(self, index: int, batch_size: int) -> tuple[str, np.ndarray, np.ndarray]:
         """Batch ``index``: (paradigm, windows ``(batch_size, channels, samples)``, labels)."""
         paradigm, subjects = self.batch_subjects(int(index))
-        sim = self._sims[paradigm]
         sizes = np.diff(np.linspace(0, batch_size, len(subjects) + 1).round().astype(int))
-        X, Y = [], []
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="blas"):  # tiny matrices: see SimulatedDataset.generate
-            for (subject, n_pass), n in zip(subjects, sizes):
-                if n < 1:
-                    continue
-                root = [self.seed, *self.name.encode(), subject]
-                person = np.random.default_rng(np.random.SeedSequence(root))
-                traits = draw_traits(person)
-                head = make_head(person, sim.derivation)
-                state = int(person.integers(len(sim.class_names)))
-                rng = np.random.default_rng(np.random.SeedSequence([*root, n_pass]))
-                y = np.full(n, state, np.int64) if isinstance(sim, SimAbnormal) else \
-                    rng.integers(len(sim.class_names), size=n)
-                X.append(sim.simulate_windows(rng, y, traits, head))
-                Y.append(y)
-        return paradigm, np.ascontiguousarray(np.concatenate(X), dtype=np.float32), np.concatenate(Y)
+        parts = [self.subject_windows(paradigm, subject, n_pass, n) for (subject, n_pass), n in zip(subjects, sizes)
+                 if n >= 1]
+        return (paradigm, np.ascontiguousarray(np.concatenate([x for x, _ in parts]), dtype=np.float32),
+                np.concatenate([y for _, y in parts]))
 
     def stream_batch(self, index: int, batch_size: int) -> np.ndarray:
         """The windows of :meth:`labelled_batch` without their labels."""
