@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from eegkd_bench.errors import DataUnavailable, UserError
+from eegkd_bench.errors import DataUnavailable, PluginUnavailable, UserError
 from eegkd_bench.options import Option, declared, option_defaults
 from eegkd_bench.teacher_io import (
     SUMMARY_STATS,
@@ -455,6 +455,7 @@ __all__ = [
     "SUMMARY_STATS",
     "layer_summary",
     "summary_name",
+    "PluginUnavailable",
     "UserError",
     "WindowRows",
     "read_rows",

@@ -444,9 +444,11 @@ def _init_if_known(cell: CellSpec) -> str | None:
         return None
 
 
-def skipped_record(cell: CellSpec, reason: str) -> dict[str, Any]:
-    """The record of a cell whose dataset could not be loaded."""
-    return {**base_record(cell), "key": skip_key(cell), "status": "skipped", "error": reason, "data_kind": "real"}
+def skipped_record(cell: CellSpec, reason: str, windows: EEGWindows | None = None) -> dict[str, Any]:
+    """The record of a cell that did not run: its dataset could not be loaded (``windows`` None, real data),
+    or a component cannot be built for the dataset's input."""
+    kind = windows.kind if windows is not None else "real"
+    return {**base_record(cell), "key": skip_key(cell), "status": "skipped", "error": reason, "data_kind": kind}
 
 
 def record_dead_cell(cell: CellSpec, ctx: RunContext, windows: EEGWindows, reason: str) -> dict[str, Any]:

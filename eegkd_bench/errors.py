@@ -14,6 +14,11 @@ class DiskSpaceError(UserError):
     """A cache would not fit in the free space of its folder; the grid stops before writing it."""
 
 
+class PluginUnavailable(Exception):
+    """Raised while a plugin module imports when an optional package it wraps is missing: the plugin is
+    listed as unavailable with this message (what to install), without a warning on every command."""
+
+
 def one_line(exc: BaseException) -> str:
     """An exception as one line: a UserError's own message, else ``Type: first line``."""
     text = str(exc).strip().splitlines()
@@ -21,4 +26,4 @@ def one_line(exc: BaseException) -> str:
     return msg if isinstance(exc, UserError) else f"{type(exc).__name__}: {msg}"
 
 
-__all__ = ["DataUnavailable", "DiskSpaceError", "UserError", "one_line"]
+__all__ = ["DataUnavailable", "DiskSpaceError", "PluginUnavailable", "UserError", "one_line"]

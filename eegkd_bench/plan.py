@@ -176,41 +176,61 @@ class CellReads:
 
 def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, EEGWindows],
               *, teacher_cache: bool | Callable[[CellSpec], bool] = True,
-              reads: dict[CellSpec, CellReads] | None = None) -> dict[CellSpec, frozenset[str]]:
+              reads: dict[CellSpec, CellReads] | None = None,
+              incompatible: dict[CellSpec, str] | None = None) -> dict[CellSpec, frozenset[str]]:
     """Build every (teacher, student, distiller) once per input shape so incompatibilities fail before training.
 
     Returns, per cell, the teacher outputs it will read from the on-disk cache (``teacher_cache``:
     whether cells use the cache, or a function of the cell that says so); ``reads`` is filled
-    with the bytes per window each cell reads.
+    with the bytes per window each cell reads. A component that cannot be built for a dataset's
+    input raises its UserError, or, given ``incompatible``, leaves its cells out with the reason there.
     """
     uses = teacher_cache if callable(teacher_cache) else (lambda cell: bool(teacher_cache))
     sized: dict[tuple[Any, ...], CellReads] = {}
     cached: dict[tuple[Any, ...], frozenset[str]] = {}
     infos: dict[tuple[Any, ...], TeacherInfo] = {}
     out: dict[CellSpec, frozenset[str]] = {}
+    failed: dict[tuple[Any, ...], str] = {}
     for cell in cells:
         spec = windows[cell.dataset].input_spec()
         tkey = (cell.factory_name("teacher"), cell.teacher_options, spec)
-        if tkey not in infos:
-            teacher = registry.get("teachers", tkey[0]).factory(spec, **dict(cell.teacher_options))
-            infos[tkey] = teacher_info(cell.teacher, teacher, spec)
         use = uses(cell)
         key = (cell.factory_name("student"), cell.student_options, cell.factory_name("distiller"),
                cell.distiller_options, cell.student_cfg.augment, tkey, use)
-        if key not in cached:
-            student = registry.get("students", key[0]).factory(spec, **dict(cell.student_options))
-            distiller_cls = registry.get("distillers", key[2]).factory
-            distiller = distiller_cls(student=student, teacher=infos[tkey], spec=spec, **dict(cell.distiller_options))
-            cached[key] = frozenset(cached_output_names(cell, distiller, infos[tkey], use))
-            needs = distiller.teacher_needs()
-            target = output_bytes(needs.resolve(infos[tkey])[-1], infos[tkey]) if needs.target else 0
-            per_batch = sum(output_bytes(n, infos[tkey]) for n in cached[key] if "." not in n)
-            sized[key] = CellReads(per_batch + target, target,
-                                   tuple((n, output_bytes(n, infos[tkey])) for n in sorted(cached[key])))
+        try:
+            if key in failed:
+                raise UserError(failed[key])
+            _preflight_cell(registry, cell, spec, tkey, key, infos, cached, sized, use)
+        except UserError as exc:
+            if incompatible is None:
+                raise
+            failed.setdefault(key, str(exc))
+            incompatible[cell] = f"skipped: cannot run on {cell.dataset}: {exc}"
+            continue
         out[cell] = cached[key]
         if reads is not None:
             reads[cell] = sized[key]
     return out
+
+
+def _preflight_cell(registry: Registry, cell: CellSpec, spec: Any, tkey: tuple[Any, ...], key: tuple[Any, ...],
+                    infos: dict[tuple[Any, ...], TeacherInfo], cached: dict[tuple[Any, ...], frozenset[str]],
+                    sized: dict[tuple[Any, ...], CellReads], use: bool) -> None:
+    """Build the cell's teacher (once per ``tkey``) and student + distiller (once per ``key``) and size its reads."""
+    if tkey not in infos:
+        teacher = registry.get("teachers", tkey[0]).factory(spec, **dict(cell.teacher_options))
+        infos[tkey] = teacher_info(cell.teacher, teacher, spec)
+    if key in cached:
+        return
+    student = registry.get("students", key[0]).factory(spec, **dict(cell.student_options))
+    distiller_cls = registry.get("distillers", key[2]).factory
+    distiller = distiller_cls(student=student, teacher=infos[tkey], spec=spec, **dict(cell.distiller_options))
+    cached[key] = frozenset(cached_output_names(cell, distiller, infos[tkey], use))
+    needs = distiller.teacher_needs()
+    target = output_bytes(needs.resolve(infos[tkey])[-1], infos[tkey]) if needs.target else 0
+    per_batch = sum(output_bytes(n, infos[tkey]) for n in cached[key] if "." not in n)
+    sized[key] = CellReads(per_batch + target, target,
+                           tuple((n, output_bytes(n, infos[tkey])) for n in sorted(cached[key])))
 
 
 def output_bytes(name: str, info: TeacherInfo) -> int:
@@ -238,11 +258,15 @@ def preflight_plan(registry: Registry, plan: GridPlan, ctx: RunContext | None = 
         mode = ctx.cache_mode
     else:  # no context (a dry run): nothing is measured or written, "auto" plans as "on"
         mode = "off" if teacher_cache in (False, "off") else "on"
+    bad: dict[CellSpec, str] = {}
     if mode == "off":
-        plan.groups = teacher_groups(plan.cells, preflight(registry, plan.cells, plan.windows, teacher_cache=False))
+        wanted = preflight(registry, plan.cells, plan.windows, teacher_cache=False, incompatible=bad)
+        _leave_out(plan, bad)
+        plan.groups = teacher_groups(plan.cells, wanted)
         return
     reads: dict[CellSpec, CellReads] = {}
-    wanted = preflight(registry, plan.cells, plan.windows, teacher_cache=True, reads=reads)
+    wanted = preflight(registry, plan.cells, plan.windows, teacher_cache=True, reads=reads, incompatible=bad)
+    _leave_out(plan, bad)
     if ctx is None:
         plan.groups = teacher_groups(plan.cells, wanted)
         return
@@ -269,6 +293,13 @@ def preflight_plan(registry: Registry, plan: GridPlan, ctx: RunContext | None = 
         return
     raise DiskSpaceError(f"the teacher-output cache needs {_gb(need)} in {where} but only {_gb(free)} are free; "
                          f"pass --cache-dir on a larger disk or --teacher-cache off")
+
+
+def _leave_out(plan: GridPlan, bad: dict[CellSpec, str]) -> None:
+    """Move the cells whose components cannot be built for their dataset to ``plan.skipped``, with the reason."""
+    if bad:
+        plan.cells = [c for c in plan.cells if c not in bad]
+        plan.skipped.extend(bad.items())
 
 
 def _gb(n: int) -> str:

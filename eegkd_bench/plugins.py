@@ -19,6 +19,7 @@ from typing import Any
 import pluggy
 
 from eegkd_bench import hookspecs
+from eegkd_bench.errors import PluginUnavailable
 from eegkd_bench.registry import KINDS, Entry, Registry
 
 BUILTIN_DIST = "eegkd-bench"
@@ -36,7 +37,7 @@ class PluginInfo:
     distribution: str
     version: str
     builtin: bool
-    status: str  # "loaded" | "failed" | "not loaded"
+    status: str  # "loaded" | "failed" | "not loaded" | "unavailable"
     error: str = ""
     registered: dict[str, list[str]] = field(default_factory=dict)
 
@@ -73,6 +74,10 @@ class PluginHost:
             info = PluginInfo(ep.name, dist, version, builtin, "loaded")
             try:
                 module = ep.load()
+            except PluginUnavailable as exc:  # an optional package it wraps is not installed: no warning
+                info.status, info.error = "unavailable", str(exc)
+                self.plugins[ep.name] = info
+                continue
             except Exception as exc:  # isolate any failure inside third-party code
                 self._fail(info, f"import failed: {type(exc).__name__}: {exc}")
                 continue
@@ -98,8 +103,10 @@ class PluginHost:
                              **meta: Any):
                     if (factory is None) == (meta.get("base") is None):
                         raise TypeError(f"register({name!r}): pass either a factory or base=NAME")
-                    _s.append(Entry(_k, name, factory, info.name, description, meta,
-                                    f"{info.distribution} {info.version}".strip()))
+                    # ``wraps="<package> <version>"``: a model of another library, named in every record's provenance
+                    dist = " + ".join(d for d in (f"{info.distribution} {info.version}".strip(), meta.get("wraps"))
+                                      if d)
+                    _s.append(Entry(_k, name, factory, info.name, description, meta, dist))
 
                 try:
                     impl.function(register=register)

@@ -34,6 +34,11 @@ class Entry:
         """The component this variant is based on (None: not a variant)."""
         return self.metadata.get("base")
 
+    @property
+    def unavailable(self) -> str:
+        """Why this component cannot be used here ("" when it can): listed, refused by name, skipped by patterns."""
+        return str(self.metadata.get("unavailable") or "")
+
 
 class Registry:
     """Components by kind and name, filled by the plugin manager."""
@@ -90,6 +95,9 @@ class Registry:
         """The entry named ``name`` (see :meth:`canonical`); a variant's comes with its base's ``factory``."""
         kind = _kind(kind)
         entry = self._entries[kind][self.canonical(kind, name)]
+        if entry.unavailable:
+            raise UserError(f"{SINGULAR[kind]} {entry.name!r} is unavailable: {entry.unavailable}; "
+                            f"see eegkd-bench list {kind}")
         if entry.base is not None:
             return dataclasses.replace(entry, factory=self.chain(kind, entry.name)[-1].factory)
         return entry
@@ -137,9 +145,10 @@ class Registry:
         out: list[str] = []
         for part in parts:
             if part == "all" and allow_all:  # entries registered with opt_in=True join only by name or pattern
-                matched = [n for n in self.names(kind) if not self._entries[kind][n].metadata.get("opt_in")]
-            elif any(c in part for c in "*?["):
-                matched = [e.name for e in self.entries(kind, part)]
+                matched = [n for n in self.names(kind) if not self._entries[kind][n].metadata.get("opt_in")
+                           and not self._entries[kind][n].unavailable]
+            elif any(c in part for c in "*?["):  # a pattern takes the usable components it matches
+                matched = [e.name for e in self.entries(kind, part) if not e.unavailable]
                 if not matched:
                     raise UserError(
                         f"no {SINGULAR[kind]} matches {part!r}; see eegkd-bench list {kind}"

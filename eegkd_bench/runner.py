@@ -46,7 +46,7 @@ class Grid:
             threads = max(1, usable_cores() // jobs) if local and jobs > 1 else None
             preflight_plan(self.registry, plan, self.ctx, jobs=jobs if local else len(plan.cells), threads=threads)
         for cell, reason in plan.skipped:
-            self.ctx.results.put(skipped_record(cell, reason))
+            self.ctx.results.put(skipped_record(cell, reason, plan.windows.get(cell.dataset)))
             self.reporter.cell_done(cell, {"status": "skipped", "error": reason})
         if not plan.cells:
             return []

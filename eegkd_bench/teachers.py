@@ -126,6 +126,8 @@ def resolve_checkpoint(entry: Any, value: str | None) -> str | None:
     if value is None or value.strip().lower() in ("", "none", "random"):
         return None
     named = dict(entry.metadata.get("checkpoints") or {})
+    if value in named and not Path(value).exists() and str(named[value]).startswith(HUB_SCHEME):
+        return fetch_hub_file(entry.name, value, str(named[value]))
     if value in named and not Path(value).exists():
         if not Path(named[value]).is_file():
             raise UserError(f"checkpoint {value!r} of teacher {entry.name!r} is missing from this installation "
@@ -136,6 +138,28 @@ def resolve_checkpoint(entry: Any, value: str | None) -> str | None:
         raise UserError(f"teacher checkpoint {value!r} is neither a file nor a checkpoint name of teacher "
                         f"{entry.name!r}{known}; pass a .pt/.pth file, a registered name, or none for random init")
     return value
+
+
+HUB_SCHEME = "hf://"
+
+
+def fetch_hub_file(teacher: str, name: str, address: str) -> str:
+    """A registered ``hf://<owner>/<repo>/<file>`` checkpoint, downloaded to (or found in) the Hugging Face
+    cache; the local file is what the record's init hashes."""
+    owner, repo, filename = address[len(HUB_SCHEME):].split("/", 2)
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise UserError(f"checkpoint {name!r} of teacher {teacher!r} is on the Hugging Face Hub ({owner}/{repo}); "
+                        f"pip install huggingface_hub, or download {filename} and pass --teacher-checkpoint PATH"
+                        ) from None
+    try:
+        return str(hf_hub_download(f"{owner}/{repo}", filename))
+    except Exception as exc:  # offline, no such repository, or a refused download
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(f"cannot fetch checkpoint {name!r} of teacher {teacher!r} from the Hugging Face Hub "
+                        f"({owner}/{repo}/{filename}: {why}); download the file where you are online and pass "
+                        f"--teacher-checkpoint PATH") from None
 
 
 def build_teacher(factory: Any, name: str, spec: InputSpec, options: dict[str, Any], checkpoint: str | None) -> TeacherModel:

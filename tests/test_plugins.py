@@ -139,3 +139,38 @@ def test_unknown_names_suggest():
         reg.get("students", "egnet")
     assert str(err.value) == "unknown student 'egnet'; did you mean 'eegnet'? see eegkd-bench list students"
     assert unknown_message("distillers", "zzz", ["kd"]) == "unknown distiller 'zzz'; see eegkd-bench list distillers"
+
+
+OPTIONAL_PLUGIN = '''
+from eegkd_bench.api import PluginUnavailable
+raise PluginUnavailable("somelib is not installed; pip install 'eegkd-bench[somelib]'")
+'''
+
+WRAPPING_PLUGIN = '''
+from eegkd_bench import hookimpl
+
+@hookimpl
+def eegkd_register_students(register):
+    register("zoo-net", object, description="a wrapped model", wraps="zoolib 9.1", opt_in=True)
+    register("zoo-broken", object, description="cannot serve", unavailable="needs electrode positions", opt_in=True)
+'''
+
+
+def test_a_plugin_whose_optional_package_is_missing_is_listed_unavailable_without_a_warning(monkeypatch, tmp_path):
+    host, warned = _host(monkeypatch, tmp_path, **{"eegkd-opt": ({"opt_plugin": OPTIONAL_PLUGIN}, {"opt": "opt_plugin"})})
+    assert host.plugins["opt"].status == "unavailable"
+    assert "pip install 'eegkd-bench[somelib]'" in host.plugins["opt"].error
+    assert not any("opt" in w for w in warned)
+
+
+def test_wrapped_models_name_their_library_and_unavailable_ones_say_why(monkeypatch, tmp_path):
+    host, _ = _host(monkeypatch, tmp_path, **{"eegkd-zoo": ({"zoo_plugin": WRAPPING_PLUGIN}, {"zoo": "zoo_plugin"})})
+    reg = host.registry
+    assert reg.get("students", "zoo-net").distribution == "eegkd-zoo 1.2.3 + zoolib 9.1"
+    with pytest.raises(UserError, match="student 'zoo-broken' is unavailable: needs electrode positions"):
+        reg.get("students", "zoo-broken")
+    assert [e.name for e in reg.entries("students", "zoo-*")] == ["zoo-broken", "zoo-net"]  # listed
+    assert reg.select("students", "zoo-*") == ["zoo-net"]  # a pattern takes the usable ones
+    assert "zoo-net" not in reg.select("students", "all")  # opt-in: only by name or pattern
+    with pytest.raises(UserError, match="unavailable"):
+        reg.select("students", "zoo-broken")

@@ -17,23 +17,31 @@ def cmd_list(args: argparse.Namespace) -> int:
     reg = get_registry()
     kinds = [args.kind] if args.kind else list(KINDS)
     rows = [
-        {"kind": SINGULAR[k], "name": e.name, "plugin": e.plugin, "description": e.description}
+        {"kind": SINGULAR[k], "name": e.name, "plugin": e.plugin, "description": e.description,
+         **({"unavailable": e.unavailable} if e.unavailable else {})}
         for k in kinds for e in reg.entries(k, args.pattern)
     ]
     if args.pattern and not rows:
         where = f"{args.kind}" if args.kind else "any kind"
-        raise UserError(f"nothing in {where} matches {args.pattern!r}; see eegkd-bench list")
+        from eegkd_bench.plugins import get_host
+
+        missing = [f"plugin {i.name!r} is unavailable: {i.error}" for i in get_host().plugins.values()
+                   if i.status == "unavailable"]
+        raise UserError(f"nothing in {where} matches {args.pattern!r}"
+                        f"{' (' + '; '.join(missing) + ')' if missing else ''}; see eegkd-bench list")
     if args.json:
         print(json.dumps(rows, indent=1))
         return EXIT_OK
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
     for col in ("kind", "name", "plugin", "description"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["kind"], r["name"], r["plugin"], r["description"])
+        about = f"[dim]unavailable: {escape(r['unavailable'])}" if r.get("unavailable") else escape(r["description"])
+        table.add_row(r["kind"], r["name"], r["plugin"], about)
     Console(width=max(100, term_width())).print(table)
     return EXIT_OK
 

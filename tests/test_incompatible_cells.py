@@ -1,0 +1,23 @@
+"""A cell whose student cannot be built for its dataset is recorded as skipped with the reason; the rest run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from eegkd_bench.cli import main
+
+
+def test_a_student_too_big_for_the_window_is_skipped_and_the_grid_goes_on(tmp_path: Path) -> None:
+    argv = ["run", "--methods", "none", "--students", "eegnet,deepconvnet", "--datasets", "sim-mi",
+            "--teacher", "cbramod-mini", "--teacher-checkpoint", "none", "--seeds", "0",
+            "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "-q", "--no-latency"]
+    for s in ("sim-mi.n_subjects=6", "sim-mi.split=[2,1,1,2]", "sim-mi.trials_per_class=1", "sim-mi.window_s=1",
+              "train.epochs=1", "teacher_train.epochs=1"):
+        argv += ["--set", s]
+    assert main(argv) == 0
+    records = {r["student"]: r for r in map(json.loads, map(Path.read_text, (tmp_path / "r" / "cells").glob("*.json")))}
+    assert records["eegnet"]["status"] == "ok"
+    skipped = records["deepconvnet"]
+    assert skipped["status"] == "skipped"
+    assert "cannot run on sim-mi" in skipped["error"] and "needs at least 361 samples" in skipped["error"]
+    assert skipped["data_kind"] == "simulated"  # the dataset loaded: it is not mislabelled as real data
