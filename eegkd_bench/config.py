@@ -228,6 +228,9 @@ def settings_from(preset: str | None = None, config: str | Path | None = None,
         settings.variants[name] = {**settings.variants.get(name, {}), "base": base}
     for text in sets:
         settings.set(*parse_set(text))
+    for name, values in PRESETS[settings.preset].options.items() if settings.preset in PRESETS else ():
+        for option, value in values.items():  # the preset's component options, under everything the run sets
+            settings.options.setdefault(name, {}).setdefault(option, value)
     return settings
 
 

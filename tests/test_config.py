@@ -484,3 +484,11 @@ def test_dry_run_prints_the_datasets_options_and_loads_with_them(capsys, tmp_pat
     assert "dataset sim-mi: effect_scale=2.0 n_subjects=6 seed=3 split=none" in out  # --set over the file
     assert loaded and loaded[0]["n_subjects"] == 6 and loaded[0]["seed"] == 3
     assert not (tmp_path / "r").exists()
+
+
+def test_a_preset_sets_component_options_under_the_runs_own() -> None:
+    from eegkd_bench.config import settings_from
+
+    assert settings_from("sim").options["sim-mi"] == {"n_subjects": 96}
+    assert settings_from("sim", sets=["sim-mi.n_subjects=12"]).options["sim-mi"] == {"n_subjects": 12}
+    assert "sim-mi" not in settings_from("quick").options
