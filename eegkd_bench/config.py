@@ -24,6 +24,7 @@ from typing import Any, Iterable, Mapping
 from eegkd_bench.api import Option, declared
 from eegkd_bench.data.catalog import make_dataset
 from eegkd_bench.errors import UserError
+from eegkd_bench.hookspecs import SHOWN
 from eegkd_bench.presets import PRESETS, Preset
 from eegkd_bench.registry import KINDS, SINGULAR, Entry, Registry
 from eegkd_bench.training import AUGMENTATIONS, TrainConfig
@@ -410,6 +411,9 @@ def show(registry: Registry, name: str, preset: str = "quick",
              f"  provided by {component.provenance or entry.plugin}"]
     if entry.base:
         lines.append(f"  variant of {entry.base}; sets {describe(sorted(entry.metadata.get('options', {}).items()))}")
+    lines += [f"  {key}: {root.metadata[key]}" for key in SHOWN if root.metadata.get(key) not in (None, "")]
+    if root.unavailable:
+        lines.append(f"  unavailable: {root.unavailable}")
     opts = declared_options(root)
     return lines + (_option_rows(opts, dict(component.options)) if opts else ["  declares no options"])
 

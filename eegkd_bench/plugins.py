@@ -103,6 +103,10 @@ class PluginHost:
                              **meta: Any):
                     if (factory is None) == (meta.get("base") is None):
                         raise TypeError(f"register({name!r}): pass either a factory or base=NAME")
+                    unknown = sorted(set(meta) - set(hookspecs.METADATA))
+                    if unknown:
+                        raise TypeError(f"register({name!r}): unknown keyword(s) {unknown}; expected some of "
+                                        f"{sorted(hookspecs.METADATA)} (eegkd_bench.hookspecs.METADATA)")
                     # ``wraps="<package> <version>"``: a model of another library, named in every record's provenance
                     dist = " + ".join(d for d in (f"{info.distribution} {info.version}".strip(), meta.get("wraps"))
                                       if d)

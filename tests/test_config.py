@@ -436,7 +436,9 @@ def test_show_lists_a_simulated_datasets_options(capsys):
     from eegkd_plugins.simulated import SimAbnormal, SimMotorImagery
 
     assert main(["show", "sim-mi"]) == 0
-    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[3:]}
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["option", "default"])
+    rows = {line.split()[0]: line for line in lines[header + 1:]}
     assert set(rows) == {"n_subjects", "trials_per_class", "seed", "split", "window_s", "effect_scale"}
     assert rows["n_subjects"].split()[1:3] == [str(SimMotorImagery.default_subjects), "integer"]
     assert rows["trials_per_class"].split()[1] == str(SimMotorImagery.default_trials)

@@ -174,3 +174,15 @@ def test_wrapped_models_name_their_library_and_unavailable_ones_say_why(monkeypa
     assert "zoo-net" not in reg.select("students", "all")  # opt-in: only by name or pattern
     with pytest.raises(UserError, match="unavailable"):
         reg.select("students", "zoo-broken")
+
+
+def test_register_refuses_an_unknown_keyword_in_one_line():
+    class Typo:
+        @hookimpl
+        def eegkd_register_distillers(self, register):
+            register("typo", Distiller, description="typo", rol="baseline")
+
+    host = PluginHost()
+    with pytest.warns(PluginWarning, match=r"unknown keyword\(s\) \['rol'\]"):
+        info = host.register_plugin(Typo(), "typo-plugin")
+    assert info.status == "failed" and "typo" not in host.registry.names("distillers")
