@@ -356,7 +356,8 @@ class Distiller(nn.Module):
     their sum and logs each term.
     """
 
-    #: student features this distiller reads (empty: none); checked before training.
+    #: True: the method reads the student's feature maps; a student with none (empty ``feature_names``)
+    #: is refused when the distiller is built, before any training, in one line.
     needs_student_features: ClassVar[bool] = False
     #: options of the method: ``{name: default}`` or ``{name: Option(default, help)}``
     #: (see :class:`Option`); the resolved values are part of the cell key.
@@ -374,6 +375,10 @@ class Distiller(nn.Module):
                 f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; "
                 f"expected some of {sorted(defaults)}"
             )
+        if self.needs_student_features and not tuple(getattr(student, "feature_names", ()) or ()):
+            raise UserError(f"{type(self).__name__} reads the student's feature maps, but student "
+                            f"{type(student).__name__} exposes none (empty feature_names); choose a student "
+                            f"with feature maps (eegkd-bench list students)")
         self.student = student
         self.teacher_info = teacher
         self.spec = spec

@@ -354,6 +354,7 @@ def _train_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EE
         "train_time_s": result.train_time_s,
         "best_epoch": result.best_epoch,
         "epochs": len(result.history),
+        "stopped_early": result.stopped_early,
         "history": [{"epoch": h["epoch"], "loss": h["loss"], "val_key": h["val"].get(KEY_METRIC[task_of(windows.n_classes)])}
                     for h in result.history],
         "student_label": distiller.student_label(cell.student),

@@ -463,3 +463,12 @@ def test_batch_norm_statistics_are_the_training_population_s_before_each_validat
     if recalibrate:
         assert torch.allclose(net.bn.running_var, pre.var(dim=(0, 2)), rtol=2e-2)
         assert net.bn.momentum == 0.01 and net.training  # the layer's own settings come back
+
+
+def test_the_base_class_enforces_needs_student_features_for_any_distiller():
+    class ReadsFeatures(Distiller):
+        needs_student_features = True
+
+    with pytest.raises(UserError, match="ReadsFeatures reads the student's feature maps"):
+        ReadsFeatures(student=FeaturelessStudent(), teacher=None, spec=SPEC)
+    ReadsFeatures(student=FakeStudent(), teacher=None, spec=SPEC)  # a student with maps is fine
