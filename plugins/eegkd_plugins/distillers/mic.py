@@ -98,12 +98,17 @@ class StructuredCompressor(nn.Module):
 
 def _unused_head_modules(backbone: EEGModel, spec: InputSpec, final: str) -> list[str]:
     """Names of the largest submodules none of whose parameters reach the final feature map."""
-    params = dict(backbone.named_parameters())
+    # frozen parameters (fixed filter banks) count as used: only what training moves can be told apart
+    params = {n: p for n, p in backbone.named_parameters() if p.requires_grad}
     was_training = backbone.training
     backbone.eval()
     try:
-        out = backbone.forward_features(torch.zeros(2, spec.n_channels, spec.n_samples))
-        grads = torch.autograd.grad(out.features[final].sum(), list(params.values()), allow_unused=True)
+        with torch.enable_grad():
+            out = backbone.forward_features(torch.zeros(2, spec.n_channels, spec.n_samples))
+            final_map = out.features[final]
+            if not params or not final_map.requires_grad:
+                return []
+            grads = torch.autograd.grad(final_map.sum(), list(params.values()), allow_unused=True)
     finally:
         backbone.train(was_training)
     unused = {name for name, g in zip(params, grads) if g is None}
