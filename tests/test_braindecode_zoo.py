@@ -137,3 +137,20 @@ def test_the_hub_checkpoint_offline_is_one_line_naming_the_path_option() -> None
         resolve_checkpoint(entry, "hub")
     msg = str(err.value)
     assert "braindecode/labram-pretrained" in msg and "--teacher-checkpoint PATH" in msg and "\n" not in msg
+
+
+def test_our_cbramod_and_braindecodes_compute_the_same_layers_from_the_same_checkpoint() -> None:
+    """The shipped 4-layer checkpoint loads into both (the public release's key layout) and every layer matches."""
+    from importlib import resources
+
+    reg = get_registry()
+    ckpt = str(resources.files("eegkd_plugins").joinpath("checkpoints/cbramod-sim-sup.pt"))
+    spec = InputSpec(8, 400, 3, 200.0)
+    ours = reg.get("teachers", "cbramod-sim").factory(spec, checkpoint=ckpt).eval()
+    theirs = reg.get("teachers", "bd-cbramod").factory(spec, checkpoint=ckpt, n_layer=4).eval()
+    x = torch.randn(2, 8, 400, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = ours.forward_features(x), theirs.forward_features(x)
+    assert ours.feature_names == theirs.feature_names
+    for name in ours.feature_names:
+        torch.testing.assert_close(a.features[name], b.features[name], rtol=0, atol=1e-5)
