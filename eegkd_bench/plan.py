@@ -198,13 +198,14 @@ def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, 
         key = (cell.factory_name("student"), cell.student_options, cell.factory_name("distiller"),
                cell.distiller_options, cell.student_cfg.augment, tkey, use)
         try:
-            if key in failed:
-                raise UserError(failed[key])
+            for known in (tkey, key):  # a teacher or student that failed for this input is not built again
+                if known in failed:
+                    raise UserError(failed[known])
             _preflight_cell(registry, cell, spec, tkey, key, infos, cached, sized, use)
         except UserError as exc:
             if incompatible is None:
                 raise
-            failed.setdefault(key, str(exc))
+            failed.setdefault(tkey if tkey not in infos else key, str(exc))
             incompatible[cell] = f"skipped: cannot run on {cell.dataset}: {exc}"
             continue
         out[cell] = cached[key]

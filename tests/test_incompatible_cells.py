@@ -21,3 +21,15 @@ def test_a_student_too_big_for_the_window_is_skipped_and_the_grid_goes_on(tmp_pa
     assert skipped["status"] == "skipped"
     assert "cannot run on sim-mi" in skipped["error"] and "needs at least 361 samples" in skipped["error"]
     assert skipped["data_kind"] == "simulated"  # the dataset loaded: it is not mislabelled as real data
+
+
+def test_a_teacher_that_cannot_take_the_window_skips_its_cells_with_the_reason(tmp_path: Path) -> None:
+    argv = ["run", "--methods", "none,kd", "--students", "eegnet", "--datasets", "sim-mi",
+            "--teacher", "cbramod-mini", "--teacher-checkpoint", "none", "--seeds", "0",
+            "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "-q", "--no-latency"]
+    for s in ("sim-mi.n_subjects=6", "sim-mi.split=[2,1,1,2]", "sim-mi.trials_per_class=1", "sim-mi.window_s=1.5"):
+        argv += ["--set", s]
+    main(argv)
+    records = list(map(json.loads, map(Path.read_text, (tmp_path / "r" / "cells").glob("*.json"))))
+    assert sorted(r["distiller"] for r in records) == ["kd", "none"]
+    assert all(r["status"] == "skipped" and "cbramod-mini" in r["error"] and "300" in r["error"] for r in records)
