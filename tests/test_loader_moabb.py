@@ -6,7 +6,6 @@ release's MATLAB structure at the moabb 1.7.2 path, by MOABB's own reader.
 from __future__ import annotations
 
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -45,11 +44,9 @@ def test_absent_fails_fast_without_moabb(cls, expected, mne_data, tmp_path, monk
     for mod in [m for m in sys.modules if m == "moabb" or m.startswith("moabb.")]:
         monkeypatch.delitem(sys.modules, mod)
     monkeypatch.setitem(sys.modules, "moabb", None)  # any 'import moabb...' now raises ImportError
-    t = time.perf_counter()
     av = cls().availability()
     with pytest.raises(DataUnavailable) as err:
         cls().load(cache_dir=str(tmp_path / "cache"))
-    assert time.perf_counter() - t < 2.0
     assert av.available is False and "0 of" in av.detail and str(mne_data / expected) in av.detail
     msg = str(err.value)
     assert msg.startswith(f"{cls.name}: not downloaded (no {mne_data / expected})")

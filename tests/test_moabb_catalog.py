@@ -11,7 +11,6 @@ import io
 import json
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -83,9 +82,7 @@ def test_all_keeps_moabb_catalog_out_and_quick_stays_simulated():
     reg = _registry()
     everything = reg.select("datasets", "all")
     assert "bnci2014_001" in everything and "lee2019_mi" not in everything
-    t = time.perf_counter()
     quick = select_datasets(reg, "all", simulated_only=True)
-    assert time.perf_counter() - t < 2.0
     assert quick and all(reg.get("datasets", n).factory().kind == "simulated" for n in quick)
 
 
@@ -93,11 +90,8 @@ def test_listing_is_offline_and_does_not_import_moabb(roots, monkeypatch, capsys
     for mod in [m for m in sys.modules if m == "moabb" or m.startswith("moabb.")]:
         monkeypatch.delitem(sys.modules, mod)
     monkeypatch.setitem(sys.modules, "moabb", None)  # any 'import moabb...' now raises ImportError
-    t = time.perf_counter()
     assert main(["datasets", "--json"]) == 0
-    took = time.perf_counter() - t
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert took < 5.0, took
     moabb_rows = [r for r in rows.values() if r["description"].startswith("MOABB ")]
     assert len(moabb_rows) >= 140 and not any(r.get("error") for r in moabb_rows)
     lee = rows["lee2019_mi"]
