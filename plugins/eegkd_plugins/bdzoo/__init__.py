@@ -17,9 +17,10 @@ from eegkd_bench.api import InputSpec, PluginUnavailable
 
 try:
     import braindecode  # noqa: F401  (torchaudio, which braindecode imports, must match torch)
-except ImportError as exc:
-    raise PluginUnavailable(f"braindecode does not import ({exc}); pip install 'eegkd-bench[braindecode]' "
-                            "with the torch version the README names") from None
+except (ImportError, OSError) as exc:  # OSError: a torchaudio built for another torch fails to load its library
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    raise PluginUnavailable(f"braindecode does not import ({first}); pip install 'eegkd-bench[braindecode]' "
+                            "with the torch and torchaudio versions the README names") from None
 
 from eegkd_plugins.bdzoo.catalogue import models, options_of, student_unavailable
 from eegkd_plugins.bdzoo.student import BraindecodeStudent
