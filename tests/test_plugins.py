@@ -186,3 +186,15 @@ def test_register_refuses_an_unknown_keyword_in_one_line():
     with pytest.warns(PluginWarning, match=r"unknown keyword\(s\) \['rol'\]"):
         info = host.register_plugin(Typo(), "typo-plugin")
     assert info.status == "failed" and "typo" not in host.registry.names("distillers")
+
+
+def test_the_plugins_table_shows_an_unavailable_plugins_install_hint_verbatim(monkeypatch, tmp_path, capsys):
+    import eegkd_bench.plugins as plugins_module
+    from eegkd_bench.cli import main
+
+    host, _ = _host(monkeypatch, tmp_path, **{"eegkd-opt": ({"opt_plugin": OPTIONAL_PLUGIN}, {"opt": "opt_plugin"})})
+    monkeypatch.setattr(plugins_module, "get_host", lambda **kw: host)
+    monkeypatch.setenv("COLUMNS", "400")
+    main(["plugins"])
+    out = capsys.readouterr().out
+    assert "pip install 'eegkd-bench[somelib]'" in out  # the brackets are text, not console markup

@@ -55,6 +55,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return EXIT_OK
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
@@ -63,7 +64,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for r in rows:
         what = r["error"] or "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registered"].items())
         colour = {"loaded": "green", "failed": "red"}.get(r["status"], "yellow")
-        table.add_row(r["name"], r["distribution"], r["version"], f"[{colour}]{r['status']}", what)
+        table.add_row(r["name"], r["distribution"], r["version"], f"[{colour}]{r['status']}", escape(what))
     Console(width=max(100, term_width())).print(table)
     for msg in host.registry.conflicts:
         print(f"error: {msg}", file=sys.stderr)
