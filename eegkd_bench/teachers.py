@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eegkd_bench.api import EEGWindows, InputSpec, TeacherBatch, TeacherInfo, TeacherModel
-from eegkd_bench.errors import UserError
+from eegkd_bench.errors import UserError, one_line
 from eegkd_bench.storage import atomic_directory, file_lock, file_sha256, stable_hash
 from eegkd_bench.device import module_device
 from eegkd_bench.training import ProgressFn, TrainConfig, evaluate, fit, test_scores
@@ -156,10 +156,9 @@ def fetch_hub_file(teacher: str, name: str, address: str) -> str:
     try:
         return str(hf_hub_download(f"{owner}/{repo}", filename))
     except Exception as exc:  # offline, no such repository, or a refused download
-        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise UserError(f"cannot fetch checkpoint {name!r} of teacher {teacher!r} from the Hugging Face Hub "
-                        f"({owner}/{repo}/{filename}: {why}); download the file where you are online and pass "
-                        f"--teacher-checkpoint PATH") from None
+                        f"({owner}/{repo}/{filename}: {one_line(exc)[:160]}); download the file where you are "
+                        f"online and pass --teacher-checkpoint PATH") from None
 
 
 def build_teacher(factory: Any, name: str, spec: InputSpec, options: dict[str, Any], checkpoint: str | None) -> TeacherModel:

@@ -14,13 +14,13 @@ from typing import Any, Callable
 
 from eegkd_bench import hookimpl
 from eegkd_bench.api import InputSpec, PluginUnavailable
+from eegkd_bench.errors import one_line
 
 try:
     import braindecode  # noqa: F401  (torchaudio, which braindecode imports, must match torch)
 except (ImportError, OSError) as exc:  # OSError: a torchaudio built for another torch fails to load its library
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-    raise PluginUnavailable(f"braindecode does not import ({first}); pip install 'eegkd-bench[braindecode]' "
-                            "with the torch and torchaudio versions the README names") from None
+    raise PluginUnavailable(f"braindecode does not import ({one_line(exc)[:160]}); pip install "
+                            "'eegkd-bench[braindecode]' with the torch and torchaudio versions the README names") from None
 
 from eegkd_plugins.bdzoo.catalogue import models, options_of, student_unavailable
 from eegkd_plugins.bdzoo.student import BraindecodeStudent

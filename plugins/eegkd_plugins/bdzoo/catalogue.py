@@ -97,8 +97,3 @@ def options_of(cls: Any) -> dict[str, Option]:
             kind = float if isinstance(p.default, float) else None
             out[name] = Option(p.default, f"braindecode's {cls.__name__}({name}=...)", type=kind)
     return out
-
-
-def one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:240]

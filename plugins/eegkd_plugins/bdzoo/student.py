@@ -30,7 +30,9 @@ import torch
 from torch import nn
 
 from eegkd_bench.api import EEGModel, InputSpec, ModelOutput, UserError
-from eegkd_plugins.bdzoo.catalogue import SIGNAL_ARGS, constructor_args, one_line
+from eegkd_bench.errors import one_line
+from eegkd_plugins.bdzoo.catalogue import constructor_args
+from eegkd_plugins.students.common import check_input
 
 HEAD = "final_layer"
 HEAD_INPUT = "head_input"
@@ -42,12 +44,12 @@ def build_braindecode(name: str, cls: Any, spec: InputSpec, options: dict[str, A
     args = constructor_args(cls)
     signal = {"n_chans": spec.n_channels, "n_outputs": spec.n_classes, "n_times": spec.n_samples,
               "sfreq": float(spec.sfreq)}
-    kwargs = {k: v for k, v in signal.items() if k in args and k in SIGNAL_ARGS}
+    kwargs = {k: v for k, v in signal.items() if k in args}
     try:
         return cls(**kwargs, **options)
     except Exception as exc:  # braindecode checks its own input constraints at construction
         raise UserError(f"{name}: braindecode's {cls.__name__} cannot be built for {spec.n_channels} channels x "
-                        f"{spec.n_samples} samples at {spec.sfreq:g} Hz ({one_line(exc)}); choose another "
+                        f"{spec.n_samples} samples at {spec.sfreq:g} Hz ({one_line(exc)[:240]}); choose another "
                         f"student or window") from None
 
 
@@ -103,7 +105,7 @@ class BraindecodeStudent(EEGModel):
                 out, seen = self._run(x)
         except Exception as exc:
             raise UserError(f"{self.name}: braindecode's {type(self.net).__name__} fails on a batch of "
-                            f"({spec.n_channels}, {spec.n_samples}) windows ({one_line(exc)}); choose another "
+                            f"({spec.n_channels}, {spec.n_samples}) windows ({one_line(exc)[:240]}); choose another "
                             f"student or window") from None
         finally:
             self.train(was_training)
@@ -138,9 +140,7 @@ class BraindecodeStudent(EEGModel):
 
     def forward_features(self, x: torch.Tensor) -> ModelOutput:
         """Logits, the taps (size-1 axes removed; a 2-D tap becomes a one-channel map) and the head's input."""
-        if x.ndim != 3 or x.shape[1] != self.spec.n_channels or x.shape[2] != self.spec.n_samples:
-            raise UserError(f"{self.name}: built for input (batch, {self.spec.n_channels}, {self.spec.n_samples}), "
-                            f"got {tuple(x.shape)}; build the student for this dataset's input spec")
+        check_input(self.name, self.spec, x)
         logits, seen = self._run(x)
         feats = {}
         for n in self.feature_names:

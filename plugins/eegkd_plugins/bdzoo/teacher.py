@@ -101,29 +101,30 @@ class BraindecodeTeacher(TeacherModel):
 
     def load_pretrained(self, path: str) -> str:
         """braindecode-layout weights, strict on all but the classification head; ``"sha256:<hex>"``."""
-        state = read_weights(self.name, path)
+        state, digest = read_weights(self.name, path)
         state = {k: v for k, v in state.items() if not k.startswith(HEAD + ".")}
         own = {k: v for k, v in self.backbone.state_dict().items() if not k.startswith(HEAD + ".")}
         check_state_dict(self.name, path, state, own, f"expected braindecode's {type(self.backbone).__name__} "
                                                       f"weights (e.g. {HUB_FILE} of its Hub repository)")
         self.backbone.load_state_dict(state, strict=False)
-        self.init_source = f"sha256:{file_digest(Path(path).expanduser())}"
+        self.init_source = f"sha256:{digest}"
         return self.init_source
 
 
-def read_weights(name: str, path: str) -> dict[str, torch.Tensor]:
-    """A state dict from a ``.safetensors`` file or a ``torch.save`` file."""
+def read_weights(name: str, path: str) -> tuple[dict[str, torch.Tensor], str]:
+    """A state dict from a ``.safetensors`` file or a ``torch.save`` file, and the file's sha256."""
     if str(path).endswith(".safetensors"):
         try:
             from safetensors.torch import load_file
         except ImportError:
             raise UserError(f"{name}: reading {path!r} needs safetensors; pip install safetensors") from None
+        file = Path(path).expanduser()
         try:
-            return dict(load_file(str(Path(path).expanduser())))
+            return dict(load_file(str(file))), file_digest(file)
         except Exception as exc:
             raise UserError(f"{name}: could not read {path!r} as safetensors ({type(exc).__name__}); pass "
                             f"braindecode's {HUB_FILE} or a torch.save state dict") from None
-    return read_state_dict(name, path)[0]
+    return read_state_dict(name, path)
 
 
 def labram_channels(name: str, n_channels: int, ch_names: list[str] | None) -> list[str]:

@@ -43,6 +43,13 @@ def take_options(name: str, options: dict[str, Any], declared: dict[str, Any]) -
     return out
 
 
+def check_input(name: str, spec: InputSpec, x: torch.Tensor) -> None:
+    """Raise UserError when ``x`` is not ``(B, n_channels, n_samples)`` of ``spec`` (model ``name``)."""
+    if x.ndim != 3 or x.shape[1] != spec.n_channels or x.shape[2] != spec.n_samples:
+        raise UserError(f"{name}: built for input (batch, {spec.n_channels}, {spec.n_samples}), "
+                        f"got {tuple(x.shape)}; build the student for this dataset's input spec")
+
+
 class Student(EEGModel):
     """Base of the students: checks the spec at build time and the input at every call."""
 
@@ -62,9 +69,7 @@ class Student(EEGModel):
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise UserError when ``x`` is not ``(B, n_channels, n_samples)`` of the spec."""
-        if x.ndim != 3 or x.shape[1] != self.spec.n_channels or x.shape[2] != self.spec.n_samples:
-            raise UserError(f"{self.name}: built for input (batch, {self.spec.n_channels}, {self.spec.n_samples}), "
-                            f"got {tuple(x.shape)}; build the student for this dataset's input spec")
+        check_input(self.name, self.spec, x)
 
     def forward_features(self, x: torch.Tensor) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError
