@@ -8,7 +8,6 @@ written atomically when its cell ends.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import platform
@@ -35,67 +34,12 @@ from eegkd_bench.registry import Registry
 from eegkd_bench.results import SCHEMA_VERSION, ResultStore, versions
 from eegkd_bench.storage import atomic_write_text, stable_hash
 from eegkd_bench.teacher_outputs import OnlineTeacher, TeacherOutputs, scratch_dir, teacher_outputs, teacher_target
-from eegkd_bench.teachers import PreparedTeacher, checkpoint_init, prepare_teacher, split_digest
-from eegkd_bench.training import TrainConfig, fit, test_scores
+from eegkd_bench.identity import CellSpec, cell_key, cell_teacher_key, checkpoint_init, fail_key, skip_key
+from eegkd_bench.teachers import PreparedTeacher, prepare_teacher
+from eegkd_bench.training import fit, test_scores
 from eegkd_bench.weights import save_weights
 
 SPLIT_PROTOCOL = "subject-disjoint (dataset-declared train/val/test)"
-
-
-@dataclass(frozen=True)
-class CellSpec:
-    """Everything that determines one cell's result (picklable, sent to workers)."""
-
-    dataset: str
-    teacher: str
-    student: str
-    distiller: str
-    seed: int
-    preset: str
-    teacher_cfg: TrainConfig
-    student_cfg: TrainConfig
-    teacher_checkpoint: str | None = None
-    teacher_options: tuple[tuple[str, Any], ...] = ()  # resolved: every declared option, sorted
-    student_options: tuple[tuple[str, Any], ...] = ()
-    distiller_options: tuple[tuple[str, Any], ...] = ()
-    # the registered component whose factory builds a variant ("" when the name is not a variant)
-    teacher_base: str = ""
-    student_base: str = ""
-    distiller_base: str = ""
-    #: (part, "<distribution> <version>") of the core and of each component's package
-    provenance: tuple[tuple[str, str], ...] = ()
-    dataset_options: tuple[tuple[str, Any], ...] = ()  # resolved: every option the dataset declares, sorted
-    #: True when ``dataset_options`` are the dataset's declared defaults (see :meth:`dataset_key_options`)
-    dataset_defaults: bool = False
-    #: how tables name the dataset: its name, plus the options that differ from its defaults (``sim-mi[seed=3]``)
-    dataset_label: str = ""
-
-    def factory_name(self, kind: str) -> str:
-        """The registered component that builds this cell's ``kind`` (teacher, student, distiller)."""
-        return getattr(self, f"{kind}_base") or getattr(self, kind)
-
-    def dataset_key_options(self) -> dict[str, Any]:
-        """The dataset options that enter the cell and teacher keys: all of them unless they are the defaults.
-
-        Default options reach the keys through the data checksum (a dataset's checksum reflects its
-        options), so a run with the defaults keeps the keys of runs made before datasets had options.
-        """
-        return {} if self.dataset_defaults else dict(self.dataset_options)
-
-    def identity(self) -> dict[str, Any]:
-        """The fields that enter the cell key."""
-        d = dataclasses.asdict(self)
-        d.pop("teacher_checkpoint")  # the checkpoint's content (sha256) enters the key, not its path
-        for name in ("dataset_options", "dataset_defaults", "dataset_label"):
-            d.pop(name)
-        if self.dataset_key_options():
-            d["dataset_options"] = self.dataset_key_options()
-        d["teacher_cfg"], d["student_cfg"] = self.teacher_cfg.as_dict(), self.student_cfg.as_dict()
-        return d
-
-    def label(self) -> str:
-        """How progress output names the cell."""
-        return f"{self.dataset} · {self.distiller} → {self.student} · seed {self.seed}"
 
 
 @dataclass
@@ -158,30 +102,6 @@ def make_context(results_dir: str | Path, cache_dir: str | Path | None, data_dir
                       device=resolve_device(request) if resolve_device_here else "cpu", device_request=request)
 
 
-# ------------------------------------------------------------------------- keys
-def cell_key(cell: CellSpec, windows: EEGWindows, teacher_init: str) -> str:
-    """Hash of everything that determines the cell's result."""
-    return stable_hash({
-        "schema": SCHEMA_VERSION, "cell": cell.identity(), "data_checksum": windows.checksum,
-        "split": split_digest(windows), "teacher_init": teacher_init,
-    })[:32]
-
-
-def skip_key(cell: CellSpec) -> str:
-    """Key of a cell whose data never loaded (skipped); replaced by its real record once it runs."""
-    return "skip-" + stable_hash({"schema": SCHEMA_VERSION, "cell": cell.identity()})[:27]
-
-
-def teacher_provenance(cell: CellSpec) -> dict[str, str]:
-    """The packages that determine the cell's fine-tuned teacher (part of the teacher key)."""
-    return {k: v for k, v in cell.provenance if k in ("core", "teacher", "dataset")}
-
-
-def teacher_init_of(checkpoint: str | None) -> str:
-    """``"random"``, ``"sha256:<hex>"`` or ``"<label> sha256:<hex>"`` (see :func:`teachers.checkpoint_init`)."""
-    return checkpoint_init(checkpoint)
-
-
 # -------------------------------------------------------- what the cell reads
 def teacher_output_names(distiller: Distiller, info: Any) -> set[str]:
     """The teacher outputs a distiller reads per training batch: layer names, plus "logits" / "embedding"."""
@@ -231,7 +151,7 @@ def execute_cell(cell: CellSpec, ctx: RunContext, registry: Registry | None = No
     try:
         if windows is None:
             windows = load_dataset(registry, cell.dataset, ctx.data_dir, ctx.cache_dir, dict(cell.dataset_options))
-        init = teacher_init_of(cell.teacher_checkpoint)
+        init = checkpoint_init(cell.teacher_checkpoint)
         key = cell_key(cell, windows, init)
         base = base_record(cell, windows, key=key, teacher_init=init)
         prepared = prepare_cell_teacher(cell, ctx, registry, windows, progress)
@@ -239,7 +159,7 @@ def execute_cell(cell: CellSpec, ctx: RunContext, registry: Registry | None = No
     except Exception as exc:  # a failing cell is recorded; the grid goes on
         record = {**base, "status": "failed", "error": one_line(exc), "traceback": traceback.format_exc(limit=8)}
         if key is None:
-            record["key"] = skip_key(cell).replace("skip-", "fail-")
+            record["key"] = fail_key(cell)
     record["wall_time_s"] = time.perf_counter() - t_start
     ctx.results.put(record)
     stale = ctx.results.path(skip_key(cell))
@@ -255,8 +175,8 @@ def prepare_cell_teacher(cell: CellSpec, ctx: RunContext, registry: Registry, wi
     prepared = prepare_teacher(registry.get("teachers", cell.factory_name("teacher")).factory, cell.teacher, windows,
                                seed=cell.seed, cfg=cell.teacher_cfg, cache_dir=ctx.cache_dir,
                                options=dict(cell.teacher_options), checkpoint=cell.teacher_checkpoint,
-                               progress=progress, device=ctx.device, provenance=teacher_provenance(cell),
-                               dataset_options=cell.dataset_key_options())
+                               progress=progress, device=ctx.device, provenance=cell.teacher_provenance(),
+                               dataset_options=cell.dataset_key_options(), key=cell_teacher_key(cell, windows))
     if outputs:
         X_fit, subset = distillation_rows(windows)
         teacher_outputs(prepared, X_fit, set(outputs), ctx.cache_dir, subset=subset, data_checksum=windows.checksum)
@@ -440,7 +360,7 @@ def base_record(cell: CellSpec, windows: EEGWindows | None = None, *, key: str |
 def _init_if_known(cell: CellSpec) -> str | None:
     """The teacher's init of a cell whose data never loaded (part of its row), None when the checkpoint is unreadable."""
     try:
-        return teacher_init_of(cell.teacher_checkpoint)
+        return checkpoint_init(cell.teacher_checkpoint)
     except (UserError, OSError):
         return None
 
@@ -457,7 +377,7 @@ def record_dead_cell(cell: CellSpec, ctx: RunContext, windows: EEGWindows, reaso
 
     A cell that finished before its worker died keeps its record: never duplicate or overwrite it.
     """
-    init = teacher_init_of(cell.teacher_checkpoint)
+    init = checkpoint_init(cell.teacher_checkpoint)
     key = cell_key(cell, windows, init)
     existing = ctx.results.get(key)
     if existing is not None and existing.get("status") == "ok":

@@ -28,7 +28,8 @@ from eegkd_bench.weights import rebuild_deployed
 
 
 if TYPE_CHECKING:
-    from eegkd_bench.cell import CellSpec, RunContext
+    from eegkd_bench.cell import RunContext
+    from eegkd_bench.identity import CellSpec
 
 FP32_FILE, INT8_FILE, SIDECAR_FILE = "student.onnx", "student.int8.onnx", "student.json"
 #: Test windows of the teacher's parity check (its export is a reference figure, not a shipped file).
@@ -206,14 +207,15 @@ def export_grid(cells: list[CellSpec], ctx: RunContext, registry: Registry, wind
     Stores ``export`` and ``teacher_export`` in each record (``export_error`` when it fails);
     returns one line per failed cell.
     """
-    from eegkd_bench.cell import cell_key, prepare_cell_teacher, teacher_init_of
+    from eegkd_bench.cell import prepare_cell_teacher
+    from eegkd_bench.identity import cell_key
 
     failures: list[str] = []
     for cell in cells:
         if cell.dataset not in windows:
             continue
         w = windows[cell.dataset]
-        record = ctx.results.get(cell_key(cell, w, teacher_init_of(cell.teacher_checkpoint)))
+        record = ctx.results.get(cell_key(cell, w))
         if not record or record.get("status") != "ok" or ("export" in record and "teacher_export" in record):
             continue
         try:

@@ -13,24 +13,16 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from eegkd_bench.api import EEGWindows, TeacherInfo
-from eegkd_bench.cell import (
-    CellSpec,
-    RunContext,
-    cell_key,
-    cached_output_names,
-    distillation_rows,
-    prepare_cell_teacher,
-    teacher_init_of,
-    teacher_provenance,
-)
+from eegkd_bench.cell import RunContext, cached_output_names, distillation_rows, prepare_cell_teacher
 from eegkd_bench.config import Component, resolve, student_recipe
 from eegkd_bench.data.catalog import load_dataset
+from eegkd_bench.identity import CellSpec, cell_key, cell_teacher_key, checkpoint_init
 from eegkd_bench.errors import DataUnavailable, DiskSpaceError, UserError
 from eegkd_bench.plugins import core_distribution
 from eegkd_bench.presets import Preset
 from eegkd_bench.registry import Registry
 from eegkd_bench.teacher_outputs import measure_teacher_cache, outputs_key
-from eegkd_bench.teachers import teacher_info, teacher_key
+from eegkd_bench.teachers import teacher_info
 
 
 @dataclass(frozen=True)
@@ -135,7 +127,7 @@ def make_plan(registry: Registry, ctx: RunContext, reporter: Any, datasets: list
     ``teacher_options`` is shorthand for the teacher's.
     """
     plan = GridPlan(cells=[])
-    init = teacher_init_of(teacher_checkpoint)
+    init = checkpoint_init(teacher_checkpoint)
     options = {**(options or {})}
     if teacher_options:
         options[teacher] = {**options.get(teacher, {}), **teacher_options}
@@ -354,9 +346,7 @@ def cache_bytes_needed(plan: GridPlan, ctx: RunContext, reads: dict[CellSpec, Ce
         n_train = len(X_fit)
         if group.outputs:
             folder = ctx.cache_dir / "teacher_outputs" / outputs_key(
-                teacher_key(cell.teacher, dict(cell.teacher_options), teacher_init_of(cell.teacher_checkpoint),
-                            windows, cell.seed, cell.teacher_cfg, provenance=teacher_provenance(cell),
-                            dataset_options=cell.dataset_key_options()),
+                cell_teacher_key(cell, windows),
                 (n_train, *windows.X.shape[1:]), subset=subset, data_checksum=windows.checksum)
             sizes = {n: b for c in group.cells if c in reads for n, b in reads[c].outputs}
             total += sum(sizes.get(n, 0) * n_train for n in group.outputs if not (folder / f"{n}.npy").exists())

@@ -165,47 +165,6 @@ class ResultStore:
         return records_frame(list(self.records()))
 
 
-def init_label(teacher_init: Any) -> str:
-    """How a teacher's init tells rows apart: ``"random"``, a checkpoint's label (``"sim-pretrained"`` of
-    ``"sim-pretrained sha256:…"``), or the ``"sha256:<hex>"`` of an unlabelled checkpoint; ``""`` when the
-    record does not say (a cell whose data never loaded, stored without it)."""
-    if not teacher_init:
-        return ""
-    text = str(teacher_init)
-    label, _, digest = text.rpartition(" ")
-    return label if label and digest.startswith("sha256:") else text
-
-
-def row_identity(record: dict[str, Any]) -> tuple[str, str, str, str, str, Any]:
-    """The identity of a cell's row: (dataset label, teacher, teacher init label, student, distiller, seed).
-
-    Records that share it are the same cell computed more than once (after an option default,
-    a recipe, a plugin's version or the pretrained checkpoint's file changed; their keys differ),
-    so tables count only the newest. Records that differ in it are different rows: a dataset run
-    with non-default options (``dataset_label``, e.g. ``sim-mi[n_subjects=16]``) or a teacher from
-    another init (``random`` vs ``sim-pretrained``) never replaces the default one.
-    """
-    return (str(record.get("dataset_label") or record.get("dataset")), str(record.get("teacher")),
-            init_label(record.get("teacher_init")), str(record.get("student")), str(record.get("distiller")),
-            record.get("seed"))
-
-
-def latest_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The newest record (by ``created``) of each row (:func:`row_identity`), in input order.
-
-    After an option default, a recipe or a plugin's version changed, a results directory holds
-    the old records beside the new ones (their keys differ); this keeps the ones written last.
-    """
-    newest: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in records:
-        cell = row_identity(r)
-        if cell not in newest or (r.get("created") or "", r.get("key") or "") >= \
-                (newest[cell].get("created") or "", newest[cell].get("key") or ""):
-            newest[cell] = r
-    keep = {id(r) for r in newest.values()}
-    return [r for r in records if id(r) in keep]
-
-
 def records_frame(records: list[dict[str, Any]]):
     """Records as one flat table: the one flattener behind ``eegkd-bench results`` (stdout and files) and exports.
 

@@ -1,4 +1,4 @@
-"""Fine-tuned teachers, cached on disk, and the keys and init labels that identify them.
+"""Fine-tuned teachers, cached on disk (their keys and init labels are defined in :mod:`eegkd_bench.identity`).
 
 A fine-tuned teacher is keyed by (teacher, options, init checkpoint, dataset
 checksum, split protocol, seed, recipe) and reused by every distiller, student
@@ -8,8 +8,6 @@ and says so (``init_source = "random"``). Its frozen outputs are cached by
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import shutil
 import time
@@ -18,22 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from eegkd_bench.api import EEGWindows, InputSpec, TeacherBatch, TeacherInfo, TeacherModel
 from eegkd_bench.errors import UserError, one_line
-from eegkd_bench.storage import atomic_directory, file_lock, file_sha256, stable_hash
+from eegkd_bench.identity import LABEL_SMOOTHING, TEACHER_FORMAT, checkpoint_init, teacher_key
+from eegkd_bench.storage import atomic_directory, file_lock, file_sha256
 from eegkd_bench.device import module_device
 from eegkd_bench.training import ProgressFn, TrainConfig, evaluate, fit, test_scores
 
-TEACHER_FORMAT = 1
-
-
-#: label smoothing of teacher fine-tuning (the CBraMod downstream recipe)
-LABEL_SMOOTHING = 0.1
 
 class FineTune(nn.Module):
     """Wraps a teacher for supervised fine-tuning (CBraMod recipe: CE with label smoothing)."""
@@ -73,51 +66,6 @@ def teacher_info(name: str, model: TeacherModel, spec: InputSpec) -> TeacherInfo
         out = model.forward_features(torch.zeros(1, spec.n_channels, spec.n_samples, device=module_device(model)))
     shapes = {k: tuple(v.shape[1:]) for k, v in out.features.items()}
     return TeacherInfo(name, tuple(model.feature_names), shapes, int(out.logits.shape[1]))
-
-
-def teacher_key(name: str, options: dict[str, Any], init_source: str, windows: EEGWindows, seed: int,
-                cfg: TrainConfig, label_smoothing: float = LABEL_SMOOTHING, finetune: bool = True,
-                provenance: dict[str, str] | None = None, dataset_options: dict[str, Any] | None = None) -> str:
-    """Cache key of a fine-tuned teacher (``provenance``: the packages, with versions, that build it;
-    ``dataset_options``: the dataset's options when they are not its defaults)."""
-    return stable_hash({
-        "format": TEACHER_FORMAT, "teacher": name, "options": options, "init": init_source,
-        "dataset": windows.name, "data_checksum": windows.checksum, "split": split_digest(windows),
-        "seed": seed, "recipe": cfg.as_dict(), "label_smoothing": label_smoothing, "finetune": finetune,
-        "provenance": provenance or {}, **({"dataset_options": dataset_options} if dataset_options else {}),
-    })[:24]
-
-
-def split_digest(windows: EEGWindows) -> str:
-    """Digest of the protocol split assignment (part of teacher and cell keys)."""
-    return hashlib.sha256(np.asarray(windows.split).astype("U5").tobytes()).hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=32)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    """sha256 of a file, remembered per (path, size, modification time): planning names a checkpoint's
-    init once per cell, and an official checkpoint is tens of MB."""
-    return file_sha256(Path(path))
-
-
-def checkpoint_init(checkpoint: str | None) -> str:
-    """``"random"``, ``"sha256:<hex>"`` of a checkpoint file, or ``"<label> sha256:<hex>"`` when the
-    checkpoint's ``eegkd-bench pretrain`` sidecar (same name, ``.json``) names how it was made, e.g.
-    ``"sim-pretrained sha256:…"`` for a teacher pretrained on simulated EEG only."""
-    if not checkpoint:
-        return "random"
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise UserError(f"teacher checkpoint {checkpoint!r} not found; pass an existing file (or a checkpoint name the "
-                        "teacher registers, see eegkd-bench list teachers) to --teacher-checkpoint")
-    stat = path.stat()
-    digest = _file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    try:
-        side = json.loads(path.with_suffix(".json").read_text())
-    except (OSError, ValueError):
-        side = {}
-    label = side.get("label") if isinstance(side, dict) and side.get("sha256") == digest else None
-    return f"{label} sha256:{digest}" if label else f"sha256:{digest}"
 
 
 def resolve_checkpoint(entry: Any, value: str | None) -> str | None:
@@ -194,6 +142,7 @@ def prepare_teacher(
     device: str = "cpu",
     provenance: dict[str, str] | None = None,
     dataset_options: dict[str, Any] | None = None,
+    key: str | None = None,
 ) -> PreparedTeacher:
     """Return the fine-tuned teacher for (teacher, dataset, seed, recipe), from cache when possible.
 
@@ -201,9 +150,10 @@ def prepare_teacher(
     """
     options = dict(options or {})
     spec = windows.input_spec()
-    init_source = checkpoint_init(checkpoint) if checkpoint and Path(checkpoint).is_file() else "random"
-    key = teacher_key(name, options, init_source, windows, seed, cfg, label_smoothing, finetune, provenance,
-                      dataset_options)
+    if key is None:  # a cell's teacher is keyed by identity.cell_teacher_key
+        init_source = checkpoint_init(checkpoint) if checkpoint and Path(checkpoint).is_file() else "random"
+        key = teacher_key(name, options, init_source, windows, seed, cfg, label_smoothing, finetune, provenance,
+                          dataset_options)
     folder = cache_dir / "teachers" / key
     with file_lock(cache_dir / "teachers" / f"{key}.lock"):
         torch.manual_seed(seed)

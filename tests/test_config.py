@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from eegkd_bench.api import Distiller, EEGWindows, Option, TeacherNeeds
-from eegkd_bench.cell import cell_key, teacher_provenance
+from eegkd_bench.identity import cell_key
 from eegkd_bench.cli import main
 from eegkd_bench.config import (
     Settings,
@@ -24,8 +24,8 @@ from eegkd_bench.errors import UserError
 from eegkd_bench.plan import grid_cells
 from eegkd_bench.presets import PRESETS
 from eegkd_bench.registry import Entry, Registry
-from eegkd_bench.results import latest_records
-from eegkd_bench.teachers import teacher_key
+from eegkd_bench.identity import latest_records
+from eegkd_bench.identity import teacher_key
 from eegkd_bench.training import TrainConfig
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "configs" / "kd-temperature-sweep.toml"
@@ -252,11 +252,11 @@ def test_teacher_key_changes_with_the_teachers_options_and_package():
     keys = set()
     for reg, options in ((_registry(), {}), (_registry(), {"tt": {"depth": 3}})):
         cell, = grid_cells(reg, "toy", "tt", ["ss"], ["soft"], (0,), PRESETS["quick"], options=options)
-        keys.add(teacher_key("tt", dict(cell.teacher_options), "random", w, 0, cfg, 0.1, True, teacher_provenance(cell)))
+        keys.add(teacher_key("tt", dict(cell.teacher_options), "random", w, 0, cfg, 0.1, True, cell.teacher_provenance()))
     reg = _registry()
     reg._entries["teachers"]["tt"].distribution = "teach 2.0"
     cell, = grid_cells(reg, "toy", "tt", ["ss"], ["soft"], (0,), PRESETS["quick"])
-    keys.add(teacher_key("tt", dict(cell.teacher_options), "random", w, 0, cfg, 0.1, True, teacher_provenance(cell)))
+    keys.add(teacher_key("tt", dict(cell.teacher_options), "random", w, 0, cfg, 0.1, True, cell.teacher_provenance()))
     assert len(keys) == 3
     assert dict(cell.provenance)["core"].startswith("eegkd-bench ")
 
@@ -409,7 +409,7 @@ def test_dataset_options_enter_the_cell_and_teacher_keys_and_the_record():
     assert "dataset_options" not in default.identity()  # default options keep the keys they always had
 
     def tkey(cell):
-        return teacher_key("tt", dict(cell.teacher_options), "random", w, 0, cfg, provenance=teacher_provenance(cell),
+        return teacher_key("tt", dict(cell.teacher_options), "random", w, 0, cfg, provenance=cell.teacher_provenance(),
                            dataset_options=cell.dataset_key_options())
 
     assert tkey(default) == tkey(explicit) != tkey(more)

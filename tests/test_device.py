@@ -122,7 +122,7 @@ def test_records_carry_the_cpu_they_ran_on():
         assert info["model"] == model
         flags = set(next(line.split(":", 1)[1] for line in text.splitlines() if line.startswith("flags")).split())
         assert set(info["flags"]) == flags & set(CPU_FLAGS)
-    from eegkd_bench.cell import CellSpec
+    from eegkd_bench.identity import CellSpec
 
     preset = PRESETS["quick"]
     record = base_record(CellSpec("d", "t", "s", "kd", 0, "quick", preset.teacher_cfg, preset.student_cfg))

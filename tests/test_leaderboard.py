@@ -611,7 +611,7 @@ def test_three_kd_cells_on_sim_mi_are_three_rows(tmp_path: Path) -> None:
     from eegkd_bench.plan import grid_cells
     from eegkd_bench.plugins import get_registry
     from eegkd_bench.presets import PRESETS
-    from eegkd_bench.results import latest_records, row_identity
+    from eegkd_bench.identity import latest_records, row_identity
     from eegkd_bench.teachers import resolve_checkpoint
 
     reg = get_registry()

@@ -21,7 +21,8 @@ from eegkd_bench.data.cache import file_sha256
 from eegkd_bench.pretrain import PretrainConfig, make_pool, pretrain
 from eegkd_bench.registry import Entry, Registry
 from eegkd_bench.plugins import get_registry
-from eegkd_bench.teachers import build_teacher, checkpoint_init, resolve_checkpoint
+from eegkd_bench.identity import checkpoint_init
+from eegkd_bench.teachers import build_teacher, resolve_checkpoint
 from eegkd_plugins.cbramod import cbramod_mini, cbramod_sim
 from eegkd_plugins.simulated import SimLabelledCorpus, SimMotorImagery, SimPretrainCorpus
 from eegkd_plugins.students.eegnet import build as eegnet
@@ -301,7 +302,7 @@ def test_grid_selection_all_leaves_the_corpus_out() -> None:
 
 # ------------------------------------------------------------------ init labels and the shipped checkpoint
 def test_records_name_a_simulated_pretraining_sim_pretrained(tmp_path: Path) -> None:
-    from eegkd_bench.teachers import checkpoint_init
+    from eegkd_bench.identity import checkpoint_init
 
     out = tmp_path / "r.pt"
     meta = run(out, datasets=("rhythm",))
@@ -329,7 +330,7 @@ def test_teacher_checkpoint_accepts_a_file_a_registered_name_or_none(tmp_path: P
 
 
 def test_shipped_checkpoint_matches_its_sidecar_and_loads_strictly() -> None:
-    from eegkd_bench.teachers import checkpoint_init
+    from eegkd_bench.identity import checkpoint_init
     from eegkd_plugins.cbramod import SIM_CHECKPOINT
 
     side = json.loads(SIM_CHECKPOINT.with_suffix(".json").read_text())

@@ -129,7 +129,8 @@ def test_window_rows_read_only_the_rows_asked_for(tmp_path):
 @pytest.mark.parametrize("method", ["kd", "dlink"])
 def test_a_memmapped_dataset_trains_and_evaluates_without_a_copy(tmp_path, method):
     """Fine-tuning, the teacher pass, DLink's router stage and target pass, training and evaluation read batches."""
-    from eegkd_bench.cell import CellSpec, execute_cell, make_context
+    from eegkd_bench.cell import execute_cell, make_context
+    from eegkd_bench.identity import CellSpec
 
     w = _guarded(tmp_path)
     assert not w.X.flags.writeable
@@ -147,7 +148,8 @@ def test_a_memmapped_dataset_trains_and_evaluates_without_a_copy(tmp_path, metho
 
 def test_dlink_cache_is_summaries_plus_one_routed_layer(tmp_path):
     """About 1/L of caching every layer: (N, L, D) summaries + one (N, C, P, D) target, no layer files."""
-    from eegkd_bench.cell import CellSpec, execute_cell, make_context
+    from eegkd_bench.cell import execute_cell, make_context
+    from eegkd_bench.identity import CellSpec
     import eegkd_bench.teacher_outputs as outputs_mod
 
     sizes = {}

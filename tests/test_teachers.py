@@ -420,7 +420,7 @@ def test_checkpoint_init_follows_the_file_when_it_changes(tmp_path):
     import os
 
     from eegkd_bench.storage import file_sha256
-    from eegkd_bench.teachers import checkpoint_init
+    from eegkd_bench.identity import checkpoint_init
 
     ckpt = tmp_path / "t.pt"
     ckpt.write_bytes(b"first")

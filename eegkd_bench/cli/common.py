@@ -14,7 +14,7 @@ def write_board(dirs: list[Path | str], out: Path, argv: Sequence[str], referenc
                  records: list[dict[str, Any]] | None = None) -> list[Path]:
     """Write the leaderboard of ``dirs`` (or of ``records``) to ``out``."""
     from eegkd_bench.leaderboard import merge_result_dirs, write_leaderboard
-    from eegkd_bench.results import latest_records
+    from eegkd_bench.identity import latest_records
 
     if records is None:  # after a run: its own records, the newest of each cell (see --latest)
         records, conflicts = merge_result_dirs([Path(d) for d in dirs])

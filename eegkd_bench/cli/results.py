@@ -13,7 +13,7 @@ from eegkd_bench.errors import UserError
 def _read_records(args: argparse.Namespace) -> tuple[list[Path], list[dict[str, Any]]]:
     """The records of ``--results`` directories, merged (conflicts are warnings), ``--latest`` applied."""
     from eegkd_bench.leaderboard import merge_result_dirs
-    from eegkd_bench.results import latest_records
+    from eegkd_bench.identity import latest_records
 
     dirs = [Path(d) for d in args.results]
     check_result_dirs(dirs)

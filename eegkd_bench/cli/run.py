@@ -23,7 +23,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from eegkd_bench.presets import parse_seeds
     from eegkd_bench.progress import make_reporter
     from eegkd_bench.runner import Grid
-    from eegkd_bench.teachers import checkpoint_init, resolve_checkpoint
+    from eegkd_bench.identity import checkpoint_init
+    from eegkd_bench.teachers import resolve_checkpoint
 
     if args.export and not args.dry_run:
         from eegkd_bench.export import require_deploy
@@ -136,7 +137,8 @@ def cmd_pretrain(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from eegkd_bench.plugins import get_registry
     from eegkd_bench.pretrain import make_pool, pretrain
     from eegkd_bench.progress import pretrain_reporter
-    from eegkd_bench.teachers import checkpoint_init, resolve_checkpoint
+    from eegkd_bench.identity import checkpoint_init
+    from eegkd_bench.teachers import resolve_checkpoint
 
     try:
         options = json.loads(args.teacher_options)

@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 
 from eegkd_bench.api import EEGWindows
 from eegkd_bench.errors import DataUnavailable, UserError

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 
 import torch
 
-from eegkd_bench.cell import CellSpec, RunContext, execute_cell, record_dead_cell
+from eegkd_bench.cell import RunContext, execute_cell, record_dead_cell
+from eegkd_bench.identity import CellSpec
 from eegkd_bench.data.catalog import load_dataset
 from eegkd_bench.device import resolve_device
 from eegkd_bench.errors import UserError, one_line

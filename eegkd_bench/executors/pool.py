@@ -18,7 +18,8 @@ from typing import Any, Callable
 import torch
 
 from eegkd_bench.api import EEGWindows
-from eegkd_bench.cell import CellSpec, RunContext, execute_cell, record_dead_cell
+from eegkd_bench.cell import RunContext, execute_cell, record_dead_cell
+from eegkd_bench.identity import CellSpec
 from eegkd_bench.data.catalog import load_dataset
 from eegkd_bench.errors import UserError, one_line
 from eegkd_bench.plan import GridPlan, TeacherGroup

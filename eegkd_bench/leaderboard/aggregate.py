@@ -24,7 +24,7 @@ from eegkd_bench.errors import UserError
 from eegkd_bench.leaderboard.merge import canonical, created
 from eegkd_bench.leaderboard.roles import TEACHER_ROW, Roles, resolve_roles
 from eegkd_bench.metrics import HEADLINE, KEY_METRIC, METRICS
-from eegkd_bench.results import init_label, row_identity
+from eegkd_bench.identity import init_label, row_identity
 
 #: (record field, frame field) of the deployed student's cost, and the teacher's counterpart.
 COST_FIELDS = (("student_params", "params"), ("student_flops", "flops"),

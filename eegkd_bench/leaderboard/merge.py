@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from eegkd_bench.results import ResultStore, row_identity
+from eegkd_bench.identity import row_identity
+from eegkd_bench.results import ResultStore
 
 #: Fields that, when two records share a cell key, must agree for them to count as the same result.
 _SUBSTANCE = ("status", "versions", "config", "data_checksum", "teacher_init", "metrics", "val_metrics",
