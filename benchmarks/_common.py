@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from eegkd_bench.plugins import get_registry
-from eegkd_bench.cell import RunContext, make_context
+from eegkd_bench.context import RunContext, make_context
 from eegkd_bench.identity import CellSpec
 from eegkd_bench.plan import grid_cells
 from eegkd_bench.presets import PRESETS

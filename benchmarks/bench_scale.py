@@ -126,7 +126,7 @@ def child(args: argparse.Namespace) -> None:
     import dataclasses
     import io
 
-    from eegkd_bench.cell import make_context
+    from eegkd_bench.context import make_context
     from eegkd_bench.executors.pool import start_pool_server
     from eegkd_bench.plugins import get_registry
     from eegkd_bench.presets import PRESETS

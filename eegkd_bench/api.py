@@ -346,7 +346,7 @@ TRANSFER_OPTION = Option(True, "also distil on the dataset's unlabelled transfer
 class Distiller(nn.Module):
     """Wires a distillation method's loss into the shared training loop.
 
-    The runner builds ``cls(student=..., teacher=TeacherInfo, spec=InputSpec, **hparams)``.
+    The runner builds ``cls(student=..., teacher=TeacherInfo, spec=InputSpec, total_epochs=N, **hparams)``.
     Everything the optimizer updates is a submodule of the distiller; the
     deployed model is :meth:`deployed` (by default the student itself) and
     every other parameter is training-only (projectors, routers, probes) and
@@ -362,12 +362,22 @@ class Distiller(nn.Module):
     #: options of the method: ``{name: default}`` or ``{name: Option(default, help)}``
     #: (see :class:`Option`); the resolved values are part of the cell key.
     defaults: ClassVar[dict[str, Any]] = {}
-    #: the student recipe's epoch count; the runner sets it before :meth:`on_train_start` (0: unknown),
-    #: so a method can size its stages to the run (FitNets' hint stage)
-    total_epochs: int = 0
+    #: True: :meth:`on_train_start` reads the teacher's outputs on the whole training split before the
+    #: epochs (a warm-up, e.g. DLink fitting its router on layer summaries). A subclass that overrides
+    #: ``on_train_start`` without declaring this is taken to read them.
+    teacher_warmup: ClassVar[bool] = False
 
-    def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "teacher_warmup" not in cls.__dict__ and "on_train_start" in cls.__dict__:
+            cls.teacher_warmup = True
+
+    def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, *, total_epochs: int = 0,
+                 **hparams: Any):
         super().__init__()
+        #: the student recipe's epoch count (0: unknown), given by the runner at construction, so a method
+        #: can size its stages to the run (FitNets' hint stage)
+        self.total_epochs = int(total_epochs)
         defaults = option_defaults(self.defaults)
         unknown = set(hparams) - set(defaults)
         if unknown:

@@ -28,7 +28,7 @@ from eegkd_bench.weights import rebuild_deployed
 
 
 if TYPE_CHECKING:
-    from eegkd_bench.cell import RunContext
+    from eegkd_bench.context import RunContext
     from eegkd_bench.identity import CellSpec
 
 FP32_FILE, INT8_FILE, SIDECAR_FILE = "student.onnx", "student.int8.onnx", "student.json"

@@ -6,22 +6,28 @@ before any training (preflight), and groups the cells by the fine-tuned teacher 
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-import numpy as np
-
 from eegkd_bench.api import EEGWindows, TeacherInfo
-from eegkd_bench.cell import RunContext, cached_output_names, distillation_rows, prepare_cell_teacher
+from eegkd_bench.build import build_distiller, build_teacher, load_windows
+from eegkd_bench.cell import prepare_cell_teacher
+from eegkd_bench.context import RunContext
 from eegkd_bench.config import Component, resolve, student_recipe
-from eegkd_bench.data.catalog import load_dataset
-from eegkd_bench.identity import CellSpec, cell_key, cell_teacher_key, checkpoint_init
+from eegkd_bench.identity import CellSpec, cell_key, checkpoint_init
 from eegkd_bench.errors import DataUnavailable, DiskSpaceError, UserError
 from eegkd_bench.plugins import core_distribution
 from eegkd_bench.presets import Preset
 from eegkd_bench.registry import Registry
-from eegkd_bench.teacher_outputs import measure_teacher_cache, outputs_key
+from eegkd_bench.teacher_cache import (
+    CellReads,
+    cache_bytes_needed,
+    cache_choice,
+    cached_output_names,
+    decide_cache,
+    fit_to_disk,
+    size_reads,
+)
 from eegkd_bench.teachers import teacher_info
 
 
@@ -136,8 +142,7 @@ def make_plan(registry: Registry, ctx: RunContext, reporter: Any, datasets: list
                            teacher_checkpoint=teacher_checkpoint, options=options)
         try:
             reporter.message(f"loading dataset {ds} …")
-            windows = load_dataset(registry, ds, ctx.data_dir, ctx.cache_dir,
-                                   dict(resolve(registry, "datasets", ds, options).options))
+            windows = load_windows(registry, cells[0], ctx.data_dir, ctx.cache_dir)
         except DataUnavailable as exc:
             plan.skipped.extend((c, f"skipped: {ds} {exc}") for c in cells)
             continue
@@ -155,15 +160,6 @@ def make_plan(registry: Registry, ctx: RunContext, reporter: Any, datasets: list
                 plan.finished.append(c)
                 reporter.already_done(c, rec)
     return plan
-
-
-@dataclass(frozen=True)
-class CellReads:
-    """What a cell reads from the teacher-output cache, in bytes per training window."""
-
-    per_batch: int  # read at every training step (cached outputs, or its derived target)
-    target: int  # its derived target (a scratch file while the cell runs), 0 without one
-    outputs: tuple[tuple[str, int], ...] = ()  # each output it reads from the cache, with its bytes
 
 
 def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, EEGWindows],
@@ -211,30 +207,12 @@ def _preflight_cell(registry: Registry, cell: CellSpec, spec: Any, tkey: tuple[A
                     sized: dict[tuple[Any, ...], CellReads], use: bool) -> None:
     """Build the cell's teacher (once per ``tkey``) and student + distiller (once per ``key``) and size its reads."""
     if tkey not in infos:
-        teacher = registry.get("teachers", tkey[0]).factory(spec, **dict(cell.teacher_options))
-        infos[tkey] = teacher_info(cell.teacher, teacher, spec)
+        infos[tkey] = teacher_info(cell.teacher, build_teacher(registry, cell, spec), spec)
     if key in cached:
         return
-    student = registry.get("students", key[0]).factory(spec, **dict(cell.student_options))
-    distiller_cls = registry.get("distillers", key[2]).factory
-    distiller = distiller_cls(student=student, teacher=infos[tkey], spec=spec, **dict(cell.distiller_options))
+    distiller = build_distiller(registry, cell, spec, infos[tkey], total_epochs=cell.student_cfg.epochs)
     cached[key] = frozenset(cached_output_names(cell, distiller, infos[tkey], use))
-    needs = distiller.teacher_needs()
-    target = output_bytes(needs.resolve(infos[tkey])[-1], infos[tkey]) if needs.target else 0
-    per_batch = sum(output_bytes(n, infos[tkey]) for n in cached[key] if "." not in n)
-    sized[key] = CellReads(per_batch + target, target,
-                           tuple((n, output_bytes(n, infos[tkey])) for n in sorted(cached[key])))
-
-
-def output_bytes(name: str, info: TeacherInfo) -> int:
-    """Bytes per window of one cached teacher output: layers and targets in float16, the rest float32."""
-    if name == "logits":
-        return 4 * info.n_classes
-    layer = name.split(".", 1)[0]
-    shape = info.feature_shapes.get(layer) or info.feature_shapes[info.layer_names[-1]]
-    if "." in name or name == "embedding":  # a (D,) summary; the embedding's width is taken as D
-        return 4 * int(shape[-1])
-    return 2 * int(np.prod(shape))
+    sized[key] = size_reads(distiller, infos[tkey], cached[key])
 
 
 def preflight_plan(registry: Registry, plan: GridPlan, ctx: RunContext | None = None, *,
@@ -243,7 +221,7 @@ def preflight_plan(registry: Registry, plan: GridPlan, ctx: RunContext | None = 
     """Preflight the plan's cells, decide the teacher cache, check the disk space; fills ``plan.groups``.
 
     With ``ctx.teacher_cache == "auto"`` each (teacher, input shape, device) is measured once
-    (:func:`~eegkd_bench.teacher_outputs.measure_teacher_cache`, with the ``threads`` a worker gets) and
+    (:func:`~eegkd_bench.teacher_cache.measure_teacher_cache`, with the ``threads`` a worker gets) and
     the decision is kept in ``ctx.cache_choices``; a cache that would not fit on the disk is then
     not used. With ``"on"``, a cache that would not fit stops the grid (:class:`DiskSpaceError`).
     """
@@ -264,28 +242,17 @@ def preflight_plan(registry: Registry, plan: GridPlan, ctx: RunContext | None = 
         plan.groups = teacher_groups(plan.cells, wanted)
         return
     if mode == "auto":
-        _decide_cache(registry, plan, ctx, reads, threads)
+        decide_cache(plan.cells, plan.windows, ctx, reads, lambda cell, spec: build_teacher(registry, cell, spec),
+                     threads)
 
     def regroup() -> None:
-        plan.groups = teacher_groups(plan.cells, {c: wanted[c] if ctx.cache_choice(c, plan.windows[c.dataset]
-                                                                                   .input_spec())["use"] else frozenset()
+        plan.groups = teacher_groups(plan.cells, {c: wanted[c] if cache_choice(ctx, c, plan.windows[c.dataset]
+                                                                               .input_spec())["use"] else frozenset()
                                                   for c in plan.cells})
 
     regroup()
-    need = cache_bytes_needed(plan, ctx, reads, jobs)
-    free = shutil.disk_usage(ctx.cache_dir).free
-    if need <= free:
-        return
-    where = ctx.cache_dir / "teacher_outputs"
-    if mode == "auto":
-        for key, choice in ctx.cache_choices.items():
-            if choice.get("use"):
-                ctx.cache_choices[key] = {**choice, "use": False, "reason": f"the teacher-output cache needs "
-                                          f"{_gb(need)} in {where} but {_gb(free)} are free"}
+    if not fit_to_disk(cache_bytes_needed(plan.groups, plan.windows, ctx, reads, jobs), ctx):
         regroup()
-        return
-    raise DiskSpaceError(f"the teacher-output cache needs {_gb(need)} in {where} but only {_gb(free)} are free; "
-                         f"pass --cache-dir on a larger disk or --teacher-cache off")
 
 
 def _leave_out(plan: GridPlan, bad: dict[CellSpec, str]) -> None:
@@ -295,67 +262,4 @@ def _leave_out(plan: GridPlan, bad: dict[CellSpec, str]) -> None:
         plan.skipped.extend(bad.items())
 
 
-def _gb(n: int) -> str:
-    return f"{n / 1e9:.1f} GB"
-
-
-def _decide_cache(registry: Registry, plan: GridPlan, ctx: RunContext, reads: dict[CellSpec, CellReads],
-                  threads: int | None) -> None:
-    """Measure, once per (teacher, input shape, device), whether the cache beats running the teacher."""
-    import torch
-
-    from eegkd_bench.cell import cache_choice_key
-
-    todo: dict[str, tuple[CellSpec, int]] = {}
-    for cell in plan.cells:
-        key = cache_choice_key(cell, plan.windows[cell.dataset].input_spec(), ctx.device)
-        rep, size = todo.get(key, (cell, 0))
-        todo[key] = (rep, max(size, reads[cell].per_batch))
-    before = torch.get_num_threads()
-    try:
-        if threads:
-            torch.set_num_threads(threads)
-        for key, (cell, size) in todo.items():
-            if key in ctx.cache_choices:
-                continue
-            if not size:
-                ctx.cache_choices[key] = {"mode": "auto", "use": True, "reason": "nothing to read per batch"}
-                continue
-            spec = plan.windows[cell.dataset].input_spec()
-            with torch.random.fork_rng(devices=[]):  # a random init is as fast as the fine-tuned one
-                model = registry.get("teachers", cell.teacher).factory(spec, **dict(cell.teacher_options))
-            ctx.cache_choices[key] = measure_teacher_cache(
-                model.to(ctx.device), spec, size, batch_size=cell.student_cfg.batch_size,
-                epochs=cell.student_cfg.epochs, scratch=ctx.cache_dir / "scratch")
-            del model
-    finally:
-        torch.set_num_threads(before)
-
-
-def cache_bytes_needed(plan: GridPlan, ctx: RunContext, reads: dict[CellSpec, CellReads], jobs: int = 1) -> int:
-    """Disk the grid's teacher-output caches will still take: missing outputs per teacher, plus scratch targets.
-
-    Outputs already in the cache count nothing; each cell with a derived target holds one
-    scratch file while it runs, and at most ``jobs`` cells run at once.
-    """
-    total, scratch = 0, []
-    for group in plan.groups:
-        cell = group.cell
-        windows = plan.windows[cell.dataset]
-        X_fit, subset = distillation_rows(windows)  # what the teacher pass caches: train (+ transfer)
-        n_train = len(X_fit)
-        if group.outputs:
-            folder = ctx.cache_dir / "teacher_outputs" / outputs_key(
-                cell_teacher_key(cell, windows),
-                (n_train, *windows.X.shape[1:]), subset=subset, data_checksum=windows.checksum)
-            sizes = {n: b for c in group.cells if c in reads for n, b in reads[c].outputs}
-            total += sum(sizes.get(n, 0) * n_train for n in group.outputs if not (folder / f"{n}.npy").exists())
-        for c in group.cells:
-            if reads.get(c) and reads[c].target and ctx.cache_choice(c, windows.input_spec())["use"] \
-                    and c.student_cfg.augment == "none":
-                scratch.append(reads[c].target * n_train)
-    return total + sum(sorted(scratch, reverse=True)[:max(1, jobs)])
-
-
-__all__ = ["CellReads", "GridPlan", "TeacherGroup", "cache_bytes_needed", "grid_cells", "make_plan", "output_bytes",
-           "preflight", "preflight_plan", "teacher_groups"]
+__all__ = ["GridPlan", "TeacherGroup", "grid_cells", "make_plan", "preflight", "preflight_plan", "teacher_groups"]

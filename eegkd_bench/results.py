@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,30 +20,127 @@ from eegkd_bench.storage import atomic_write, atomic_write_text
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "skipped")
 
-#: The fields of a finished (``ok``) record, in this order in an empty export table; failed and
-#: skipped records carry the ones that describe the cell and its provenance. Others are optional
-#: (``distiller_report``, ``export``, ``history``). A record may lack ``per_subject``, and
-#: ``teacher_per_subject`` is null when the fine-tuned teacher was cached without it; the
-#: leaderboard's statistics then pair seeds instead of subjects.
-#:
-#: ``per_subject`` (and the teacher's ``teacher_per_subject``) holds the test metrics of each test
-#: subject: ``{"subjects": [id, ...], "n_windows": [n, ...], "<metric>": [value or null, ...]}``,
-#: one entry per subject in the same order, for every metric of the task; ``null`` where a metric
-#: is undefined on that subject's windows (AUROC of a subject with one class).
-RECORD_FIELDS = (
-    "key", "schema_version", "status", "error",
-    # what the cell is
-    "dataset", "dataset_label", "data_kind", "data_checksum", "split_protocol", "task", "n_classes", "class_names",
-    "teacher", "teacher_init", "student", "student_label", "distiller", "teacher_base", "student_base",
-    "distiller_base", "seed", "preset", "config",
-    # what it measured
-    "metrics", "per_subject", "val_metrics", "teacher_metrics", "teacher_per_subject", "teacher_val_metrics",
-    "key_metric", "student_params", "student_flops", "student_latency_ms", "training_only_params",
-    "teacher_params", "teacher_flops", "teacher_latency_ms", "teacher_head_params",
-    "train_time_s", "best_epoch", "epochs", "teacher_cache", "teacher_cached", "teacher_train_time_s",
-    # provenance
-    "versions", "provenance", "created", "host", "cpu", "device", "torch_threads", "wall_time_s",
-)
+#: The version of a record's fields. Format 1 is every record written before the fields were typed (no
+#: ``record_format`` key); it loads unchanged, its absent fields read as None.
+RECORD_FORMAT = 2
+
+
+@dataclass
+class Record:
+    """One cell's stored result, as written to ``cells/<key>.json`` (see ``docs/results.md``).
+
+    The fields before ``metrics`` describe the cell and are in every record, ``ok``, ``failed`` or
+    ``skipped``; the measured ones are in every ``ok`` record (None where not measured, e.g.
+    latency with ``--no-latency``); the last ones are present only when set.
+
+    ``per_subject`` (and the teacher's ``teacher_per_subject``) holds the test metrics of each test
+    subject: ``{"subjects": [id, ...], "n_windows": [n, ...], "<metric>": [value or null, ...]}``, one
+    entry per subject in the same order, for every metric of the task; ``null`` where a metric is
+    undefined on that subject's windows (AUROC of a subject with one class). A record may lack it, and
+    ``teacher_per_subject`` is null when the fine-tuned teacher was cached without it; the
+    leaderboard's statistics then pair seeds instead of subjects.
+    """
+
+    # ---- what the cell is (every record)
+    key: str | None = None
+    schema_version: int = SCHEMA_VERSION
+    record_format: int = RECORD_FORMAT
+    status: str | None = None
+    error: str = ""
+    dataset: str = ""
+    dataset_label: str = ""
+    data_kind: str | None = None  # "real" or "simulated"
+    data_checksum: str | None = None
+    split_protocol: str = ""
+    task: str | None = None  # "binary" or "multiclass"
+    n_classes: int | None = None
+    class_names: list[str] | None = None
+    teacher: str = ""
+    teacher_init: str | None = None  # "random", "sha256:<hex>" or "<label> sha256:<hex>"
+    student: str = ""
+    distiller: str = ""
+    teacher_base: str = ""
+    student_base: str = ""
+    distiller_base: str = ""
+    seed: int = 0
+    preset: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    host: str = ""
+    cpu: dict[str, Any] = field(default_factory=dict)  # model, instruction sets, math libraries
+    # ---- what it measured (every ok record)
+    metrics: dict[str, float] | None = None
+    per_subject: dict[str, list[Any]] | None = None
+    val_metrics: dict[str, float] | None = None
+    teacher_metrics: dict[str, float] | None = None
+    teacher_per_subject: dict[str, list[Any]] | None = None
+    teacher_val_metrics: dict[str, float] | None = None
+    key_metric: str | None = None
+    student_params: int | None = None
+    student_flops: int | None = None
+    student_latency_ms: float | None = None
+    training_only_params: int | None = None
+    teacher_params: int | None = None
+    teacher_flops: int | None = None
+    teacher_latency_ms: float | None = None
+    teacher_head_params: int | None = None
+    train_time_s: float | None = None
+    best_epoch: int | None = None
+    epochs: int | None = None
+    stopped_early: bool | None = None
+    teacher_cache: dict[str, Any] | None = None
+    teacher_cached: bool | None = None
+    teacher_train_time_s: float | None = None
+    device: str | None = None
+    torch_threads: int | None = None
+    wall_time_s: float | None = None
+    train_windows: int | None = None
+    transfer_windows: int | None = None
+    history: list[dict[str, Any]] | None = None
+    student_label: str | None = None
+    distiller_report: dict[str, Any] | None = None
+    student_weights: dict[str, Any] | None = None
+    distiller_role: str | None = None
+    hparams: dict[str, Any] | None = None
+    # ---- present only when set
+    split_sizes: dict[str, dict[str, int]] | None = None
+    traceback: str | None = None
+    export: dict[str, Any] | None = None
+    teacher_export: dict[str, Any] | None = None
+    export_error: str | None = None
+    #: keys of a stored record that this version does not know (kept when the record is written back)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object stored for this record."""
+        out = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if value is None and not (f.name in DESCRIBING or (self.status == "ok" and f.name in MEASURED)):
+                continue
+            out[f.name] = value
+        return {**self.extra, **out}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Record":
+        """A stored record of any format (format 1 has no ``record_format`` key)."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("record_format", 1)
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+
+_NAMES = [f.name for f in fields(Record) if f.name != "extra"]
+#: the fields that describe a cell (every record has them)
+DESCRIBING = tuple(_NAMES[:_NAMES.index("metrics")])
+#: the fields every ok record has
+MEASURED = tuple(_NAMES[_NAMES.index("metrics"):_NAMES.index("split_sizes")])
+#: the columns of an empty export table, in this order
+RECORD_FIELDS = DESCRIBING + MEASURED
 
 
 def versions() -> dict[str, str]:
@@ -109,7 +207,10 @@ class ResultStore:
         except (OSError, json.JSONDecodeError):
             return None
 
-    def put(self, record: dict[str, Any]) -> None:
+    def put(self, record: Record | dict[str, Any]) -> None:
+        """Store a record (atomically; a record of the same key is replaced)."""
+        if isinstance(record, Record):
+            record = record.to_dict()
         if record.get("status") not in STATUSES:
             raise ValueError(f"record status must be one of {STATUSES}, got {record.get('status')!r}")
         text = json.dumps(record, indent=1, sort_keys=True, default=_json_default)

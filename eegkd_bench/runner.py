@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from eegkd_bench.cell import RunContext, skipped_record
+from eegkd_bench.cell import skipped_record
+from eegkd_bench.context import RunContext
 from eegkd_bench.executors import Executor, make_executor
 from eegkd_bench.executors.pool import usable_cores
 from eegkd_bench.plan import GridPlan, make_plan, preflight_plan
 from eegkd_bench.presets import Preset
 from eegkd_bench.registry import Registry
-from eegkd_bench.teacher_outputs import clean_scratch
+from eegkd_bench.teacher_cache import clean_scratch
 
 
 class Grid:

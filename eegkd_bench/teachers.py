@@ -4,7 +4,7 @@ A fine-tuned teacher is keyed by (teacher, options, init checkpoint, dataset
 checksum, split protocol, seed, recipe) and reused by every distiller, student
 and later run. Without a pretrained checkpoint it is trained from random init
 and says so (``init_source = "random"``). Its frozen outputs are cached by
-:mod:`eegkd_bench.teacher_outputs`.
+:mod:`eegkd_bench.teacher_cache`.
 """
 from __future__ import annotations
 

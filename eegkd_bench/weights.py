@@ -36,9 +36,10 @@ def weights_payload(distiller: Distiller, *, student: str, student_options: dict
     }
 
 
-def save_weights(store: ResultStore, key: str, distiller: Distiller, **identity: Any) -> dict[str, Any]:
-    """Store a finished cell's deployed weights; returns the record's ``student_weights`` entry."""
-    path = store.put_weights(key, weights_payload(distiller, **identity))
+def save_weights(store: ResultStore, key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Store a finished cell's deployed-model payload (:func:`weights_payload`); returns the record's
+    ``student_weights`` entry."""
+    path = store.put_weights(key, payload)
     return {"path": str(path.relative_to(store.root)), "sha256": file_sha256(path),
             "size_kb": path.stat().st_size / 1024.0}
 

@@ -266,8 +266,8 @@ def test_variant_records_carry_base_options_and_label(tmp_path, monkeypatch):
     """A config variant (kd-t2) and a plugin variant (mic-ce) run through the grid under their own names."""
     from test_teacher_cache import CFG, _toy_registry
 
-    import eegkd_bench.teacher_outputs as outputs_mod
-    from eegkd_bench.cell import make_context
+    import eegkd_bench.teacher_cache.outputs as outputs_mod
+    from eegkd_bench.context import make_context
     from eegkd_bench.plugins import get_registry
     from eegkd_bench.progress import PlainReporter
     from eegkd_bench.runner import Grid
@@ -339,9 +339,9 @@ def test_show_lists_options_with_defaults_types_and_help(capsys):
 
 
 def test_dry_run_prints_resolved_options_and_writes_nothing(capsys, tmp_path, monkeypatch):
-    from eegkd_bench import plan
+    from eegkd_bench import build
 
-    monkeypatch.setattr(plan, "load_dataset", lambda *a, **k: _sim_windows())
+    monkeypatch.setattr(build, "load_dataset", lambda *a, **k: _sim_windows())
     cfg = tmp_path / "run.toml"
     cfg.write_text('methods = "none"\n[options.kd]\nalpha = 0.5\n[train]\nlr = 1e-2\n'
                    '[variants]\nkd-t8 = { base = "kd", temperature = 8 }\n')
@@ -413,11 +413,11 @@ def test_dataset_options_enter_the_cell_and_teacher_keys_and_the_record():
                            dataset_options=cell.dataset_key_options())
 
     assert tkey(default) == tkey(explicit) != tkey(more)
-    assert base_record(more)["config"]["dataset_options"] == {"n_subjects": 9, "split": None}
-    assert base_record(default)["config"]["dataset_options"] == {"n_subjects": 6, "split": None}
+    assert base_record(more).config["dataset_options"] == {"n_subjects": 9, "split": None}
+    assert base_record(default).config["dataset_options"] == {"n_subjects": 6, "split": None}
     # tables name the cell by its non-default options, so differently configured data never share a column
-    assert base_record(default)["dataset_label"] == base_record(explicit)["dataset_label"] == "toyopt"
-    assert base_record(more)["dataset_label"] == "toyopt[n_subjects=9]"
+    assert base_record(default).dataset_label == base_record(explicit).dataset_label == "toyopt"
+    assert base_record(more).dataset_label == "toyopt[n_subjects=9]"
 
 
 def test_leaderboard_keeps_cells_of_differently_configured_data_apart():
@@ -451,7 +451,7 @@ def test_show_lists_a_simulated_datasets_options(capsys):
 
 def test_set_dataset_option_changes_the_loaded_windows(tmp_path):
     """--set sim-mi.* reaches the windows the grid loads, and those a worker process loads for a cell."""
-    from eegkd_bench.cell import make_context
+    from eegkd_bench.context import make_context
     from eegkd_bench.executors.pool import _worker_windows
     from eegkd_bench.plan import make_plan
     from eegkd_bench.plugins import get_registry
@@ -467,14 +467,14 @@ def test_set_dataset_option_changes_the_loaded_windows(tmp_path):
     assert [len(set(w.subjects[w.split == s])) for s in ("train", "val", "test")] == [1, 1, 1]
     cell, = plan.cells
     assert dict(cell.dataset_options)["n_subjects"] == 3 and not cell.dataset_defaults
-    assert _worker_windows(cell, ctx, reg).checksum == w.checksum
+    assert _worker_windows(ctx, reg)(cell).checksum == w.checksum
 
 
 def test_dry_run_prints_the_datasets_options_and_loads_with_them(capsys, tmp_path, monkeypatch):
-    from eegkd_bench import plan
+    from eegkd_bench import build
 
     loaded = []
-    monkeypatch.setattr(plan, "load_dataset", lambda reg, name, d, c, options=None: loaded.append(options)
+    monkeypatch.setattr(build, "load_dataset", lambda reg, name, d, c, options=None: loaded.append(options)
                         or _sim_windows())
     cfg = tmp_path / "run.toml"
     cfg.write_text('[options.sim-mi]\nn_subjects = 9\nseed = 3\n')

@@ -69,7 +69,7 @@ def test_a_grid_trains_on_the_gpu_and_records_it(tmp_path):
     import dataclasses
 
     from eegkd_bench.progress import PlainReporter
-    from eegkd_bench.cell import make_context
+    from eegkd_bench.context import make_context
     from eegkd_bench.presets import PRESETS
     from eegkd_bench.runner import Grid
     from eegkd_bench.training import TrainConfig
@@ -88,7 +88,7 @@ def test_a_grid_trains_on_the_gpu_and_records_it(tmp_path):
 
 def test_cluster_jobs_resolve_the_device_on_their_own_node(tmp_path):
     """The submitting node may lack the GPU its jobs get: it defers, each job resolves (or fails clearly)."""
-    from eegkd_bench.cell import make_context
+    from eegkd_bench.context import make_context
     from eegkd_bench.executors.cluster import run_chunk
 
     ctx = make_context(tmp_path / "r", tmp_path / "c", None, device="cuda", resolve_device_here=False)
@@ -126,4 +126,4 @@ def test_records_carry_the_cpu_they_ran_on():
 
     preset = PRESETS["quick"]
     record = base_record(CellSpec("d", "t", "s", "kd", 0, "quick", preset.teacher_cfg, preset.student_cfg))
-    assert json.loads(json.dumps(record))["cpu"] == info
+    assert json.loads(json.dumps(record.to_dict()))["cpu"] == info

@@ -179,22 +179,19 @@ def test_fitnets_two_stages():
 
 
 def test_dkd_warmup_keeps_the_official_share_of_the_recipe():
-    d = build("dkd")
     for total, warmup in ((0, 1), (7, 1), (100, 8), (240, 20)):
-        d.total_epochs = total
-        assert d.warmup_epochs == warmup
+        assert build("dkd", total_epochs=total).warmup_epochs == warmup  # given by the runner at construction
     assert build("dkd", warmup=5).warmup_epochs == 5
-    d.total_epochs, d.epoch = 240, 10
+    d = build("dkd", total_epochs=240)
+    d.epoch = 10
     assert d.warm() == 0.5
 
 
 def test_fitnets_hint_stage_scales_with_the_recipe_and_is_never_restored():
     from eegkd_bench.training import TrainConfig, fit
 
-    d = build("fitnets")
     for total, hints in ((0, 1), (7, 2), (100, 25)):
-        d.total_epochs = total
-        assert d.hint_epochs == hints
+        assert build("fitnets", total_epochs=total).hint_epochs == hints
     assert build("fitnets", hint_epochs=3).hint_epochs == 3
     # every epoch but the last is a hint epoch: the restored state is the last (stage-2) epoch, not an
     # earlier hint epoch whose untrained classifier happened to score higher on validation
@@ -218,8 +215,7 @@ def test_fitnets_default_layers_are_the_middle():
 
 
 def test_dkd_warmup_is_linear_over_epochs():
-    d = build("dkd")
-    d.total_epochs = 240  # the official schedule: 20 warm-up epochs
+    d = build("dkd", total_epochs=240)  # the official schedule: 20 warm-up epochs
     assert d.warm() == pytest.approx(1 / 20)
     d.on_epoch_end(8)
     assert d.warm() == pytest.approx(10 / 20)
@@ -290,8 +286,7 @@ def test_kd_default_terms():
 
 def test_dkd_default_terms():
     x, y, tb = fake_data()
-    d = build("dkd")
-    d.total_epochs = 240  # the official schedule: 20 warm-up epochs
+    d = build("dkd", total_epochs=240)  # the official schedule: 20 warm-up epochs
     terms, out = _terms(d, x, y, tb)
     s, t = out.logits, tb.logits.detach()
     expected = (1.0 * tckd_loss(s, t, y, 4.0) + 8.0 * nckd_loss(s, t, y, 4.0)) / 20  # warm-up: epoch 1 of 20

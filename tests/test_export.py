@@ -26,7 +26,7 @@ from eegkd_bench.api import (  # noqa: E402
 from eegkd_bench.cli import main  # noqa: E402
 from eegkd_bench.export_cell import FP32_FILE, INT8_FILE, SIDECAR_FILE, export_cell, find_cell  # noqa: E402
 from eegkd_bench.results import ResultStore  # noqa: E402
-from eegkd_bench.weights import save_weights  # noqa: E402
+from eegkd_bench.weights import save_weights, weights_payload  # noqa: E402
 
 SPEC = InputSpec(n_channels=4, n_samples=400, n_classes=3, sfreq=200.0)  # the shortest window every student takes
 # A teacher layout (channels, patches, width) like cbramod-mini's at this input: MiC projects into it.
@@ -175,8 +175,8 @@ def _finished_cell(store: ResultStore, key: str, distiller: str = "dlink", *, we
               "teacher": "fake-fm", "seed": seed, "preset": "quick", "key_metric": "cohen_kappa",
               "metrics": compute_metrics(y_te, predict_logits(dist.deployed(), X_te), 3), "config": {}}
     if weights:
-        record["student_weights"] = save_weights(store, key, dist, student="eegnet", student_options={},
-                                                 distiller_name=distiller, spec=SPEC, teacher=TEACHER)
+        record["student_weights"] = save_weights(store, key, weights_payload(
+            dist, student="eegnet", student_options={}, distiller_name=distiller, spec=SPEC, teacher=TEACHER))
     store.put(record)
     return record
 

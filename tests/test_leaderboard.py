@@ -619,7 +619,7 @@ def test_three_kd_cells_on_sim_mi_are_three_rows(tmp_path: Path) -> None:
     specs = [grid_cells(reg, "sim-mi", "cbramod-sim", ["eegnet"], ["kd"], (0,), PRESETS["quick"],
                         teacher_checkpoint=ckpt, options=opts)[0]
              for ckpt, opts in ((pretrained, None), (pretrained, {"sim-mi": {"n_subjects": 16}}), (None, None))]
-    rows = [row_identity(base_record(s)) for s in specs]  # the row the record each spec writes names
+    rows = [row_identity(base_record(s).to_dict()) for s in specs]  # the row the record each spec writes names
     assert len(set(rows)) == 3
     assert rows[0][:3] == ("sim-mi", "cbramod-sim", "sim-pretrained")
     assert rows[1][0] == "sim-mi[n_subjects=16]" and rows[2][2] == "random"

@@ -226,7 +226,9 @@ def test_a_cell_records_per_subject_scores_that_round_trip(tmp_path: Path) -> No
     """One pass over the test split gives the overall metrics and each test subject's; both survive JSON."""
     import dataclasses
 
-    from eegkd_bench.cell import execute_cell, make_context
+    from eegkd_bench.cell import execute_cell
+
+    from eegkd_bench.context import make_context
     from eegkd_bench.identity import CellSpec
     from eegkd_bench.results import ResultStore
     from eegkd_bench.training import TrainConfig

@@ -209,7 +209,7 @@ def test_download_list_load_and_kd_cell(name, sfreq, window, classes, roots, mon
 
     import dataclasses
 
-    from eegkd_bench.cell import make_context
+    from eegkd_bench.context import make_context
     from eegkd_bench.presets import PRESETS
     from eegkd_bench.progress import PlainReporter
     from eegkd_bench.runner import Grid

@@ -129,7 +129,8 @@ def test_window_rows_read_only_the_rows_asked_for(tmp_path):
 @pytest.mark.parametrize("method", ["kd", "dlink"])
 def test_a_memmapped_dataset_trains_and_evaluates_without_a_copy(tmp_path, method):
     """Fine-tuning, the teacher pass, DLink's router stage and target pass, training and evaluation read batches."""
-    from eegkd_bench.cell import execute_cell, make_context
+    from eegkd_bench.cell import execute_cell
+    from eegkd_bench.context import make_context
     from eegkd_bench.identity import CellSpec
 
     w = _guarded(tmp_path)
@@ -148,9 +149,10 @@ def test_a_memmapped_dataset_trains_and_evaluates_without_a_copy(tmp_path, metho
 
 def test_dlink_cache_is_summaries_plus_one_routed_layer(tmp_path):
     """About 1/L of caching every layer: (N, L, D) summaries + one (N, C, P, D) target, no layer files."""
-    from eegkd_bench.cell import execute_cell, make_context
+    from eegkd_bench.cell import execute_cell
+    from eegkd_bench.context import make_context
     from eegkd_bench.identity import CellSpec
-    import eegkd_bench.teacher_outputs as outputs_mod
+    import eegkd_bench.teacher_cache.outputs as outputs_mod
 
     sizes = {}
     real = outputs_mod.teacher_target
@@ -183,7 +185,7 @@ def test_dlink_cache_is_summaries_plus_one_routed_layer(tmp_path):
 
 # ------------------------------------------------------------------ the grid
 def _grid(tmp_path, mode, methods=("kd", "dlink"), epochs=1):
-    from eegkd_bench.cell import make_context
+    from eegkd_bench.context import make_context
     from eegkd_bench.presets import PRESETS
     from eegkd_bench.progress import PlainReporter
     from eegkd_bench.runner import Grid
@@ -208,10 +210,10 @@ def test_teacher_cache_auto_is_measured_and_recorded(tmp_path):
 
 
 def test_a_teacher_cache_that_cannot_fit_stops_the_grid_before_it_starts(tmp_path, monkeypatch):
-    import eegkd_bench.plan as plan_mod
+    import eegkd_bench.teacher_cache.policy as policy
 
-    real = plan_mod.shutil.disk_usage
-    monkeypatch.setattr(plan_mod.shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
+    real = policy.shutil.disk_usage
+    monkeypatch.setattr(policy.shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
     grid, plan = _grid(tmp_path, "on")
     with pytest.raises(DiskSpaceError) as err:
         grid.run(plan, jobs=1)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from eegkd_bench.api import EEGWindows, InputSpec, ModelOutput, TeacherModel
-from eegkd_bench.teacher_outputs import OnlineTeacher, teacher_outputs
+from eegkd_bench.teacher_cache import OnlineTeacher, teacher_outputs
 from eegkd_bench.teachers import prepare_teacher
 from eegkd_bench.training import TrainConfig, augment_batch
 
@@ -158,9 +158,9 @@ def _toy_registry():
 
 def test_grid_computes_each_teachers_outputs_once_for_all_its_distillers(tmp_path, monkeypatch):
     """Distillers asking for different teacher outputs share one pass of the teacher over the train split."""
-    import eegkd_bench.teacher_outputs as outputs_mod
+    import eegkd_bench.teacher_cache.outputs as outputs_mod
     from eegkd_bench.progress import PlainReporter
-    from eegkd_bench.cell import make_context
+    from eegkd_bench.context import make_context
     from eegkd_bench.presets import PRESETS
     from eegkd_bench.runner import Grid
 
@@ -191,7 +191,7 @@ def test_grid_computes_each_teachers_outputs_once_for_all_its_distillers(tmp_pat
 
 def test_without_the_cache_no_teacher_outputs_are_written(tmp_path):
     from eegkd_bench.progress import PlainReporter
-    from eegkd_bench.cell import make_context
+    from eegkd_bench.context import make_context
     from eegkd_bench.presets import PRESETS
     from eegkd_bench.runner import Grid
 
@@ -242,7 +242,7 @@ def test_a_full_results_disk_stops_the_grid_and_keeps_finished_cells(tmp_path, m
     import eegkd_bench.results as results
     from eegkd_bench.api import UserError
     from eegkd_bench.progress import PlainReporter
-    from eegkd_bench.cell import make_context
+    from eegkd_bench.context import make_context
     from eegkd_bench.presets import PRESETS
     from eegkd_bench.runner import Grid
 

@@ -15,7 +15,7 @@ from eegkd_bench.pretrain import PretrainConfig
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from eegkd_bench.cell import make_context
+    from eegkd_bench.context import make_context
     from eegkd_bench.config import settings_from, student_recipe, validate
     from eegkd_bench.data.catalog import select_datasets
     from eegkd_bench.executors.pool import start_pool_server

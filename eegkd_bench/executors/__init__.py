@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from eegkd_bench.cell import RunContext
+from eegkd_bench.context import RunContext
 from eegkd_bench.errors import UserError
 from eegkd_bench.executors.cluster import SubmititExecutor
 from eegkd_bench.executors.pool import PoolExecutor

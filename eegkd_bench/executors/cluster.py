@@ -14,9 +14,10 @@ from typing import Any, Sequence
 
 import torch
 
-from eegkd_bench.cell import RunContext, execute_cell, record_dead_cell
+from eegkd_bench.build import WindowsMemo
+from eegkd_bench.cell import execute_cell, record_dead_cell, record_failure
+from eegkd_bench.context import RunContext
 from eegkd_bench.identity import CellSpec
-from eegkd_bench.data.catalog import load_dataset
 from eegkd_bench.device import resolve_device
 from eegkd_bench.errors import UserError, one_line
 from eegkd_bench.plan import GridPlan, TeacherGroup
@@ -74,19 +75,21 @@ def run_chunk(cells: Sequence[CellSpec], ctx: RunContext, threads: int,
     torch.set_num_threads(max(1, threads))
     ctx = dataclasses.replace(ctx, device=resolve_device(ctx.device_request))  # this node's GPU, if asked for
     registry = get_registry()
-    windows: dict[str, Any] = {}
+    load = WindowsMemo(registry, ctx.data_dir, ctx.cache_dir, keep=1)
     for group in groups:
-        dataset = group.cell.dataset
         try:
-            if dataset not in windows:
-                windows[dataset] = load_dataset(registry, dataset, ctx.data_dir, ctx.cache_dir,
-                                                dict(group.cell.dataset_options))
+            windows = load(group.cell)
         except Exception:
             continue  # each of its cells fails on its own and records why
-        group.prepare(ctx, registry, windows[dataset])
+        group.prepare(ctx, registry, windows)
     out = []
     for cell in cells:
-        rec = execute_cell(cell, ctx, registry, windows.get(cell.dataset))
+        try:
+            windows = load(cell)
+        except Exception as exc:
+            rec = record_failure(cell, ctx, exc)
+        else:
+            rec = execute_cell(cell, ctx, registry, windows)
         out.append({k: rec.get(k) for k in ("key", "status", "error")})
     return out
 

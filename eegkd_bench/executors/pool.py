@@ -17,10 +17,10 @@ from typing import Any, Callable
 
 import torch
 
-from eegkd_bench.api import EEGWindows
-from eegkd_bench.cell import RunContext, execute_cell, record_dead_cell
+from eegkd_bench.build import WindowsMemo
+from eegkd_bench.cell import execute_cell, record_dead_cell, record_failure
+from eegkd_bench.context import RunContext
 from eegkd_bench.identity import CellSpec
-from eegkd_bench.data.catalog import load_dataset
 from eegkd_bench.errors import UserError, one_line
 from eegkd_bench.plan import GridPlan, TeacherGroup
 from eegkd_bench.plugins import get_registry
@@ -118,7 +118,7 @@ class _WorkerState:
 
 
 _WORKER = _WorkerState()
-_WORKER_WINDOWS: dict[tuple[Any, ...], EEGWindows] = {}
+_WORKER_WINDOWS: dict[tuple[Any, ...], WindowsMemo] = {}
 
 
 def _worker_init(queue: Any, threads: int, runner_pid: int) -> None:
@@ -150,28 +150,28 @@ def _exit_with_parent(runner_pid: int) -> None:
     threading.Thread(target=watch, name="eegkd-parent-watch", daemon=True).start()
 
 
-def _worker_windows(cell: CellSpec, ctx: RunContext, registry: Registry) -> EEGWindows:
-    """Windows of a dataset, loaded once per worker process (workers run many cells of one dataset)."""
-    key = (cell.dataset, cell.dataset_options, ctx.data_dir)
+def _worker_windows(ctx: RunContext, registry: Registry) -> WindowsMemo:
+    """This worker's windows loader: a worker runs many cells of one dataset, and keeps one dataset in memory."""
+    key = (ctx.data_dir, str(ctx.cache_dir))
     if key not in _WORKER_WINDOWS:
-        _WORKER_WINDOWS.clear()  # keep at most one dataset in memory per worker
-        _WORKER_WINDOWS[key] = load_dataset(registry, cell.dataset, ctx.data_dir, ctx.cache_dir,
-                                            dict(cell.dataset_options))
+        _WORKER_WINDOWS.clear()
+        _WORKER_WINDOWS[key] = WindowsMemo(registry, ctx.data_dir, ctx.cache_dir, keep=1)
     return _WORKER_WINDOWS[key]
 
 
 def _worker_prepare(group: TeacherGroup, ctx: RunContext) -> None:
     registry = get_registry()
-    group.prepare(ctx, registry, _worker_windows(group.cell, ctx, registry), _queue_progress(group.cell))
+    group.prepare(ctx, registry, _worker_windows(ctx, registry)(group.cell), _queue_progress(group.cell))
 
 
 def _worker_run(cell: CellSpec, ctx: RunContext) -> dict[str, Any]:
     registry = get_registry()
     try:
-        windows = _worker_windows(cell, ctx, registry)
-    except Exception:
-        windows = None  # execute_cell loads it again and records the failure
-    record = execute_cell(cell, ctx, registry, windows, progress=_queue_progress(cell))
+        windows = _worker_windows(ctx, registry)(cell)
+    except Exception as exc:
+        record = record_failure(cell, ctx, exc)
+    else:
+        record = execute_cell(cell, ctx, registry, windows, progress=_queue_progress(cell))
     return {k: record.get(k) for k in ("key", "status", "error", "dataset", "distiller", "student", "seed", "metrics")}
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from eegkd_bench.cell import RunContext, execute_cell
+from eegkd_bench.cell import execute_cell
+from eegkd_bench.context import RunContext
 from eegkd_bench.plan import GridPlan
 from eegkd_bench.registry import Registry
 

@@ -94,6 +94,7 @@ class DLink(Distiller):
 
     name = "dlink"
     needs_student_features = True
+    teacher_warmup = True  # on_train_start fits the router on every training window's layer summaries
     defaults = {
         "transfer": TRANSFER_OPTION,
         "use_router": Option(True, "mix every teacher layer with the router (false: the last layer only)"),

@@ -6,8 +6,8 @@ one pass streamed batch by batch into memory-mapped ``.npy`` files (layers in
 float16 when their range allows) with sha256 checksums, and shared by all cells.
 A missing, stale or corrupt file is recomputed, never reused. A distiller's
 derived target (e.g. DLink's routed layer) is computed per cell into a scratch
-file (:func:`teacher_target`). :func:`measure_teacher_cache` decides whether the
-cache beats running the teacher online.
+file (:func:`teacher_target`). Whether a cell reads this cache or runs the teacher
+online is decided in :mod:`eegkd_bench.teacher_cache.policy`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,7 +25,6 @@ import numpy as np
 import torch
 
 from eegkd_bench.api import (
-    InputSpec,
     ModelOutput,
     TeacherBatch,
     TeacherModel,
@@ -36,7 +34,7 @@ from eegkd_bench.api import (
 )
 from eegkd_bench.errors import UserError
 from eegkd_bench.storage import atomic_write_text, file_lock, file_sha256, stable_hash
-from eegkd_bench.device import describe, module_device
+from eegkd_bench.device import module_device
 from eegkd_bench.teachers import PreparedTeacher
 
 OUTPUTS_FORMAT = 1
@@ -144,7 +142,7 @@ def teacher_outputs(
             path = folder / f"{name}.npy"
             ok = False
             if entry and path.exists() and path.stat().st_size == entry["size"]:
-                ok = file_sha256(path) == entry["sha256"]
+                ok = _verified(path, entry["sha256"])
                 if not ok:
                     warnings.warn(f"eegkd-bench: cached teacher output {path} is corrupt; recomputing", stacklevel=2)
             if ok:
@@ -164,6 +162,20 @@ def teacher_outputs(
                 arrays.update(_compute_outputs(teacher.model, X, missing, batch_size, None,
                                                half={n for n in missing if _role(n) == "layer"}))
     return TeacherOutputs(arrays)
+
+
+#: files whose checksum this process has verified: (path, size, mtime_ns) -> sha256
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def _verified(path: Path, sha256: str) -> bool:
+    """Whether ``path`` has the checksum its index records; each file is hashed once per process
+    (while its size and modification time stay the same), not once per cell that reads it."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = file_sha256(path)
+    return _VERIFIED[key] == sha256
 
 
 def teacher_target(
@@ -276,7 +288,7 @@ def _stream_pass_once(model: TeacherModel, X: Any, makers: dict[str, Callable[[M
             if name not in arrays:
                 dtype = np.float16 if name in half else np.float32
                 shape = (n, *t.shape[1:])
-                arrays[name] = (_allocate_npy(folder / f".{name}.tmp.npy", dtype, shape) if folder is not None
+                arrays[name] = (allocate_npy(folder / f".{name}.tmp.npy", dtype, shape) if folder is not None
                                 else np.empty(shape, dtype=dtype))
             if name in half and np.abs(t).max(initial=0.0) >= FLOAT16_MAX:
                 raise _Float16Overflow(name)
@@ -284,7 +296,7 @@ def _stream_pass_once(model: TeacherModel, X: Any, makers: dict[str, Callable[[M
     return arrays
 
 
-def _allocate_npy(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+def allocate_npy(path: Path, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
     """A new ``.npy`` file with its disk space reserved, opened as a writable memory map.
 
     Reserving the space up front turns a full disk into an ``OSError`` here rather than a
@@ -322,74 +334,3 @@ def _publish_outputs(folder: Path, fresh: dict[str, np.ndarray], index: dict[str
         atomic_write_text(folder / "index.json", json.dumps(index, indent=1), sync=False)
     finally:
         _remove_tmp(folder)
-
-
-# ------------------------------------------------------------ cache or online?
-def measure_teacher_cache(model: TeacherModel, spec: InputSpec, bytes_per_window: int, *, batch_size: int,
-                          epochs: int, scratch: Path, repeats: int = 3) -> dict[str, Any]:
-    """Whether reading the teacher's outputs from the on-disk cache beats running the teacher, measured here.
-
-    Times one forward pass of a batch on the teacher's device (after a small warm-up; repeated
-    ``repeats`` times only when the call is within 10x) against reading one batch of
-    ``bytes_per_window`` bytes of float16 per window from a memory-mapped file (random sorted
-    rows, cast to float32, moved to the device; median of ``repeats``). Over
-    ``epochs`` epochs the cache costs one teacher pass plus one read per batch and epoch, online
-    costs one forward per batch and epoch: the cache wins when ``read < forward * (epochs-1)/epochs``.
-    The read is timed from the page cache, the best case of a cache that fits in memory.
-    """
-    device = module_device(model)
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    def timed(fn: Callable[[], Any], n: int) -> list[float]:
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - t0)
-        return times
-
-    x = torch.randn(batch_size, spec.n_channels, spec.n_samples, device=device)
-    model.eval()
-    with torch.inference_mode():
-        model.forward_features(x[:2])  # warm-up: kernels, allocator
-        sync()
-        forwards = timed(lambda: model.forward_features(x), 1)
-    per_window = max(1, bytes_per_window // 2)
-    rows = max(4 * batch_size, min(64 * 1024 * 1024 // (2 * per_window), 32 * batch_size))
-    scratch.mkdir(parents=True, exist_ok=True)
-    probe = scratch / f".cache-probe-{os.getpid()}.npy"
-    try:
-        arr = _allocate_npy(probe, np.float16, (rows, per_window))
-        arr[:] = np.random.default_rng(0).standard_normal((rows, per_window), dtype=np.float32)
-        arr.flush()
-        del arr
-        stored = np.load(probe, mmap_mode="r")
-        gen = np.random.default_rng(1)
-
-        def read() -> None:
-            idx = np.sort(gen.choice(rows, size=min(batch_size, rows), replace=False))
-            torch.from_numpy(np.asarray(stored[idx], dtype=np.float32)).to(device)
-
-        read()  # warm-up
-        read_s = float(np.median(timed(read, repeats)))
-        if 0.1 * _threshold(forwards, epochs) < read_s < 10 * _threshold(forwards, epochs):  # a close call: again
-            with torch.inference_mode():
-                forwards += timed(lambda: model.forward_features(x), repeats - 1)
-        del stored
-    finally:
-        probe.unlink(missing_ok=True)
-    forward = float(np.median(forwards))
-    use = read_s < _threshold(forwards, epochs)
-    return {"mode": "auto", "use": bool(use), "forward_ms": round(forward * 1e3, 3), "read_ms": round(read_s * 1e3, 3),
-            "batch_size": batch_size, "bytes_per_window": int(bytes_per_window), "epochs": epochs,
-            "reason": (f"reading a batch ({read_s * 1e3:.2f} ms) {'<' if use else '>='} a teacher forward "
-                       f"({forward * 1e3:.2f} ms) x (epochs-1)/epochs on {describe(str(device))}")}
-
-
-def _threshold(forwards: list[float], epochs: int) -> float:
-    """The batch read time below which the cache wins: forward * (epochs - 1) / epochs."""
-    return float(np.median(forwards)) * max(0, epochs - 1) / max(1, epochs)
