@@ -14,14 +14,13 @@ names the closest declared one, a value of the wrong type names the expected typ
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from eegkd_bench.api import Option, declared
+from eegkd_bench.options import Option, check_value, closest, declared, describe, format_value, freeze
 from eegkd_bench.data.catalog import make_dataset
 from eegkd_bench.errors import UserError
 from eegkd_bench.hookspecs import SHOWN
@@ -49,7 +48,6 @@ RECIPE_CHOICES = {"schedule": ("cosine", "constant"), "augment": AUGMENTATIONS}
 #: Keys of a config file's top level.
 GRID_KEYS = ("preset", "methods", "students", "teacher", "datasets", "seeds", "teacher_checkpoint")
 CONFIG_KEYS = GRID_KEYS + tuple(RECIPES) + ("options", "variants")
-_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}
 _BARE_WORD = re.compile(r"[^\s\[\]{}\"'=,]+")
 
 
@@ -130,7 +128,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise UserError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
     for key in data:
         if key not in CONFIG_KEYS:
-            raise UserError(f"{path}: unknown key {key!r}{_closest(key, CONFIG_KEYS)}; "
+            raise UserError(f"{path}: unknown key {key!r}{closest(key, CONFIG_KEYS)}; "
                             f"expected some of {', '.join(CONFIG_KEYS)}")
     return data
 
@@ -141,7 +139,7 @@ def apply_config(settings: Settings, data: Mapping[str, Any], where: str = "conf
         if key in data:
             setattr(settings, key, _grid_value(key, data[key], where))
     if settings.preset not in PRESETS:
-        raise UserError(f"{where}: unknown preset {settings.preset!r}{_closest(settings.preset, PRESETS)}")
+        raise UserError(f"{where}: unknown preset {settings.preset!r}{closest(settings.preset, PRESETS)}")
     for which in RECIPES:
         for option, value in _table(data.get(which, {}), f"{where}: [{which}]").items():
             if which == "train" and isinstance(value, Mapping):  # [train.STUDENT]: one student's recipe
@@ -248,38 +246,6 @@ def options_of(registry: Registry, kind: str, name: str) -> dict[str, Option]:
     return declared_options(registry.chain(kind, name)[-1])
 
 
-def check_value(where: str, option: str, value: Any, opts: Mapping[str, Option], kind: str = "") -> Any:
-    """``value`` if ``option`` is declared in ``opts`` and the value fits it (an int for a float becomes
-    a float; a tuple a list), else a one-line UserError naming ``where`` (a ``kind`` such as "distiller")."""
-    opt = _option(where, option, opts, kind)
-    want = opt.value_type
-    if isinstance(value, tuple):
-        value = list(value)
-    if value is None and (opt.default is None or opt.type is not None):
-        return value
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    ok = want is None or (isinstance(value, want) and not (want is not bool and isinstance(value, bool)))
-    if not ok:
-        expected = _TYPE_NAMES.get(want, getattr(want, "__name__", str(want)))
-        shown = repr(value) if isinstance(value, str) else format_value(value)
-        raise UserError(f"{where}.{option} = {shown} has the wrong type; expected {expected} "
-                        f"(default {opt.default!r}); see eegkd-bench show {where}")
-    if opt.choices and value not in opt.choices:
-        raise UserError(f"{where}.{option} = {value!r} is not one of {', '.join(map(repr, opt.choices))}")
-    return value
-
-
-def _option(where: str, option: str, opts: Mapping[str, Option], kind: str = "") -> Option:
-    if option not in opts:
-        label = f"{kind} {where}" if kind else where
-        if not opts:
-            raise UserError(f"unknown option {option!r}: {label} declares no options")
-        raise UserError(f"unknown option {option!r} of {label}{_closest(option, opts)}; options: "
-                        f"{', '.join(sorted(opts))} (see eegkd-bench show {where})")
-    return opts[option]
-
-
 def kind_of(registry: Registry, name: str) -> str:
     """The kind of a registered name, ``"recipe"`` for train/teacher_train (one-line error otherwise)."""
     if name in RECIPES:
@@ -287,13 +253,13 @@ def kind_of(registry: Registry, name: str) -> str:
     student = student_of_recipe(name)
     if student:
         if student not in registry.names("students"):
-            raise UserError(f"unknown student {student!r} in {name!r}{_closest(student, registry.names('students'))}; "
+            raise UserError(f"unknown student {student!r} in {name!r}{closest(student, registry.names('students'))}; "
                             "train.STUDENT sets the recipe of one registered student (see eegkd-bench list students)")
         return "recipe"
     kinds = registry.kinds_of(name)
     if not kinds:
         known = sorted({n for k in KINDS for n in registry.names(k)} | set(RECIPES))
-        raise UserError(f"unknown component {name!r}{_closest(name, known)}; expected a distiller, student, "
+        raise UserError(f"unknown component {name!r}{closest(name, known)}; expected a distiller, student, "
                         "teacher, dataset, train or teacher_train (see eegkd-bench list)")
     if len(kinds) > 1:
         raise UserError(f"{name!r} is registered as both {' and '.join(SINGULAR[k] for k in kinds)}; "
@@ -373,19 +339,6 @@ def resolve(registry: Registry, kind: str, name: str, options: Mapping[str, Mapp
     return Component(SINGULAR[root.kind], name, root.name, freeze(values), " + ".join(dists))
 
 
-def freeze(values: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """Options as a sorted, hashable tuple (lists become tuples)."""
-    def f(v: Any) -> Any:
-        return tuple(f(x) for x in v) if isinstance(v, (list, tuple)) else v
-
-    return tuple(sorted((k, f(v)) for k, v in values.items()))
-
-
-def describe(options: Iterable[tuple[str, Any]]) -> str:
-    """``alpha=0.9 temperature=2.0``."""
-    return " ".join(f"{k}={format_value(v)}" for k, v in options) or "(no options)"
-
-
 # -------------------------------------------------------------------- show
 def show(registry: Registry, name: str, preset: str = "quick",
          options: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
@@ -422,28 +375,9 @@ def _option_rows(opts: Mapping[str, Option], values: Mapping[str, Any]) -> list[
     rows = [("option", "default", "type", "help")]
     for k, o in opts.items():
         default = values.get(k, o.default)
-        kind = _TYPE_NAMES.get(o.value_type, "any").split(" ", 1)[-1] if o.value_type else "any"
-        if o.default is None and o.type is not None:
-            kind += " or none"
-        if o.choices:
-            kind = " | ".join(map(str, o.choices))
-        rows.append((k, format_value(default), kind, o.help))
+        rows.append((k, format_value(default), o.type_name(), o.help))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows]
-
-
-def _closest(word: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def format_value(v: Any) -> str:
-    """An option value as written on the command line (``true``, ``avgpool``, ``[1, 2]``)."""
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(format_value(x) for x in v) + "]"
-    if isinstance(v, bool):
-        return str(v).lower()
-    return '""' if v == "" else "none" if v is None else str(v)
 
 
 __all__ = ["Component", "RECIPES", "Settings", "check_value", "declared_options", "describe", "load_config",

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ import torch
 from eegkd_bench import __version__
 from eegkd_bench.api import DataUnavailable, InputSpec, TeacherModel
 from eegkd_bench.data.cache import default_cache_dir
-from eegkd_bench.data.catalog import load_dataset
+from eegkd_bench.data.catalog import load_dataset, make_dataset
 from eegkd_bench.errors import UserError
 from eegkd_bench.registry import Registry
 from eegkd_bench.storage import atomic_write, atomic_write_text, file_sha256, stable_hash
@@ -129,11 +129,13 @@ def _array_source(name: str, X: np.ndarray, sfreq: float, describe: dict[str, An
 
 
 def make_pool(registry: Registry, names: list[str], data_dir: str | None, cache_dir: str | None,
-              seed: int) -> list[Source]:
-    """The registered datasets ``names`` as pretraining sources; they must share one sampling rate."""
+              seed: int, options: Mapping[str, Mapping[str, Any]] | None = None) -> list[Source]:
+    """The registered datasets ``names`` as pretraining sources (``options``: by dataset name, checked by
+    :func:`eegkd_bench.config.validate`); they must share one sampling rate."""
     pool = []
     for name in names:
-        ds = registry.get("datasets", name).factory()
+        opts = dict((options or {}).get(name, {}))
+        ds = make_dataset(registry, name, opts)
         if not getattr(ds, "labeled", True):
             labelled = getattr(ds, "labelled_batch", None)
             pool.append(Source(name, ds.sfreq, {"name": name, "kind": ds.kind, "streamed": True,
@@ -142,7 +144,7 @@ def make_pool(registry: Registry, names: list[str], data_dir: str | None, cache_
                                ds.stream_batch, labelled, ds.tasks() if labelled is not None else None))
             continue
         try:  # as a run loads it: availability, finite values and non-empty splits checked
-            w = load_dataset(registry, name, data_dir, Path(cache_dir) if cache_dir else default_cache_dir())
+            w = load_dataset(registry, name, data_dir, Path(cache_dir) if cache_dir else default_cache_dir(), opts)
         except DataUnavailable as exc:
             raise UserError(f"dataset {name!r} is not on this machine ({exc}); pretrain on available datasets "
                             "(see eegkd-bench datasets)") from None

@@ -380,14 +380,16 @@ def test_distiller_without_teacher_is_a_user_error(name):
 @pytest.mark.parametrize("name, options, pattern", [
     ("fitnets", {"teacher_layer": "layer_9"}, "no layer 'layer_9'"),
     ("fitnets", {"student_layer": "block7"}, "no feature 'block7'"),
-    ("fitnets", {"stage": "both"}, "stage='both'"),
+    ("fitnets", {"stage": "both"}, "fitnets.stage = 'both' is not one of 'two-stage', 'joint'"),
     ("at", {"teacher_layers": ["layer_1"]}, "one teacher layer per student layer"),
     ("at", {"teacher_layers": ["layer_1", "layer_0"]}, "no layer 'layer_0'"),
-    ("kd", {"alpha": 2.0}, "alpha=2.0"),
+    ("kd", {"alpha": 2.0}, r"kd.alpha = 2.0 is out of range; expected number in \[0, 1\]"),
+    ("kd", {"temperature": 0}, "kd.temperature = 0.0 is out of range; expected number > 0"),
     ("kd", {"temperatur": 2.0}, "unknown option"),
-    ("dlink", {"router_mode": "later"}, "router_mode='later'"),
-    ("dlink", {"mic_rank": 0}, "mic_rank=0"),
-    ("dlink", {"lambda_spec": -1}, "lambda_spec=-1"),
+    ("dlink", {"router_mode": "later"}, "dlink.router_mode = 'later' is not one of"),
+    ("dlink", {"mic_rank": 0}, "dlink.mic_rank = 0 is out of range; expected integer >= 1"),
+    ("dlink", {"mic_rank": 2.5}, "dlink.mic_rank = 2.5 has the wrong type; expected an integer"),
+    ("dlink", {"lambda_spec": -1}, "dlink.lambda_spec = -1.0 is out of range"),
 ])
 def test_bad_options_are_one_line_user_errors(name, options, pattern):
     with pytest.raises(UserError, match=pattern) as err:

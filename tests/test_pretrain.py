@@ -263,7 +263,7 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.Capt
     # teacher options with --set, as in run: another component's name or an unknown option is one line
     base = ["pretrain", "--teacher", "cbramod-sim", "--datasets", "sim-pretrain", "--out", str(out), "--steps", "1"]
     assert main([*base, "--set", "kd.temperature=2"]) == 2
-    assert "pretrain sets options of its teacher only" in capsys.readouterr().err
+    assert "pretrain sets options of its teacher and its datasets only" in capsys.readouterr().err
     assert main([*base, "--set", "cbramod-sim.dropuot=0.2"]) == 2
     assert "dropuot" in capsys.readouterr().err and not out.exists()
 

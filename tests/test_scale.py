@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from eegkd_bench.api import EEGWindows, WindowRows
-from eegkd_bench.data import cache
+from eegkd_bench.data import cache, store_writer
 from eegkd_bench.data.cache import CacheWarning, WindowStoreWriter, cached_stream
 from eegkd_bench.errors import DataUnavailable, DiskSpaceError
 from eegkd_bench.training import TrainConfig
@@ -33,7 +33,7 @@ def _write_chunks(writer: WindowStoreWriter, n_chunks: int = 5, k: int = 7) -> E
 
 # ------------------------------------------------------------------ window store
 def test_streamed_store_equals_the_in_memory_build_and_hashes_chunkwise(tmp_path, monkeypatch):
-    monkeypatch.setattr(cache, "HASH_CHUNK", 1000)  # several hash chunks per window
+    monkeypatch.setattr(store_writer, "HASH_CHUNK", 1000)  # several hash chunks per window
     in_memory = _write_chunks(WindowStoreWriter(None))
     stored = cached_stream(KEY, _write_chunks, tmp_path)
     assert isinstance(stored.X, np.memmap) and not stored.X.flags.writeable
@@ -72,7 +72,7 @@ def test_a_store_that_cannot_fit_stops_early_and_leaves_nothing(tmp_path, monkey
     import shutil
 
     real = shutil.disk_usage
-    monkeypatch.setattr(cache.shutil, "disk_usage", lambda p: real(p)._replace(free=5000))
+    monkeypatch.setattr(store_writer.shutil, "disk_usage", lambda p: real(p)._replace(free=5000))
     with pytest.raises(DiskSpaceError, match=r"window store needs about .* GB in .*--cache-dir"):
         cached_stream(KEY, _write_chunks, tmp_path)
     assert not list((tmp_path / "windows").iterdir())  # no partial entry, no temporary folder

@@ -284,8 +284,8 @@ def test_nan_input_is_a_user_error(mini):
 @pytest.mark.parametrize("spec, kwargs, match", [
     (InputSpec(22, 850, 4, 200.0), {}, "multiple of 200 samples, got 850"),
     (InputSpec(22, 1000, 4, 250.0), {}, "expects 200 Hz"),
-    (BCI, {"head": "mlp"}, "unknown head 'mlp'"),
-    (BCI, {"heads": "flatten"}, r"unknown option\(s\) \['heads'\]"),
+    (BCI, {"head": "mlp"}, "head = 'mlp' is not one of 'flatten', 'avgpool', 'chanpool'"),
+    (BCI, {"heads": "flatten"}, "unknown option 'heads' of teacher"),
     (BCI, {"dropout": 1.5}, "dropout=1.5"),
 ])
 def test_bad_specs_and_options(spec, kwargs, match):

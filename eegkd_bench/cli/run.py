@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _print_dry_run(reg: Any, plan: Any, ctx: Any, recipe: Any) -> None:
     """Each planned cell with its resolved options (models are built to check them; nothing trains)."""
-    from eegkd_bench.config import describe
+    from eegkd_bench.options import describe
     from eegkd_bench.plan import preflight_plan
 
     if plan.cells:
@@ -132,7 +132,7 @@ def _print_dry_run(reg: Any, plan: Any, ctx: Any, recipe: Any) -> None:
 def cmd_pretrain(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import torch
 
-    from eegkd_bench.config import parse_set
+    from eegkd_bench.config import Settings, parse_set, validate
     from eegkd_bench.device import resolve_device
     from eegkd_bench.plugins import get_registry
     from eegkd_bench.pretrain import make_pool, pretrain
@@ -141,23 +141,29 @@ def cmd_pretrain(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from eegkd_bench.teachers import resolve_checkpoint
 
     try:
-        options = json.loads(args.teacher_options)
+        given = json.loads(args.teacher_options)
     except json.JSONDecodeError:
-        options = None
-    if not isinstance(options, dict):
+        given = None
+    if not isinstance(given, dict):
         raise UserError(f"invalid --teacher-options {args.teacher_options!r}; expected a JSON object such as "
-                        '\'{"dropout": 0.1}\'')
-    for text in args.set:
-        name, option, value = parse_set(text)
-        if name != args.teacher:
-            raise UserError(f"invalid --set {text!r}: pretrain sets options of its teacher only; expected "
-                            f"--set {args.teacher}.OPTION=VALUE (eegkd-bench show {args.teacher} lists them)")
-        options[option] = value
+                        '\'{"dropout": 0.1}\' (or --set TEACHER.OPTION=VALUE)')
+    # one options path with run: --set checked against what the teacher and the datasets declare
+    reg = get_registry()
+    names = reg.select("datasets", args.datasets, allow_all=False)
+    settings = Settings(options={args.teacher: dict(given)} if given else {})
+    for text in args.set:  # --set wins over --teacher-options
+        settings.set(*parse_set(text))
+    for name in settings.options:
+        if name != args.teacher and name not in names:
+            raise UserError(f"invalid --set {name}.…: pretrain sets options of its teacher and its datasets only; "
+                            f"expected --set {args.teacher}.OPTION=VALUE or --set DATASET.OPTION=VALUE for one of "
+                            f"{', '.join(names)} (eegkd-bench show NAME lists them)")
+    validate(reg, settings)
+    options = dict(settings.options.get(args.teacher, {}))
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"invalid --threads {args.threads}; expected 1 or more")
         torch.set_num_threads(args.threads)
-    reg = get_registry()
     entry = reg.get("teachers", args.teacher)
     init = resolve_checkpoint(entry, args.init) or ""
     init_label = checkpoint_init(init) if init else ""
@@ -167,8 +173,8 @@ def cmd_pretrain(args: argparse.Namespace, argv: Sequence[str]) -> int:
                          objective=args.objective, init=init, init_label=init_label)
     cfg.check()
     device = resolve_device(args.device)
-    names = reg.select("datasets", args.datasets, allow_all=False)
-    pool = make_pool(reg, names, args.data_dir or os.environ.get("EEGKD_DATA"), args.cache_dir, cfg.seed)
+    pool = make_pool(reg, names, args.data_dir or os.environ.get("EEGKD_DATA"), args.cache_dir, cfg.seed,
+                     options=settings.options)
     print(f"eegkd-bench {__version__}: {cfg.objective} pretraining of {entry.name} on {', '.join(names)} "
           f"for {cfg.steps} steps of {cfg.batch_size} windows on {device} → {args.out}", file=sys.stderr)
     with pretrain_reporter(args.quiet) as report:

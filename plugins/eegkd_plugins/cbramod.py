@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eegkd_bench import hookimpl
-from eegkd_bench.api import InputSpec, ModelOutput, Option, TeacherModel, UserError, option_defaults
+from eegkd_bench.api import InputSpec, ModelOutput, Option, TeacherModel, UserError, take_options
 
 PATCH_SIZE = 200  # samples per patch: 1 s at the 200 Hz of the CBraMod recipe
 SFREQ = 200.0
@@ -428,11 +428,8 @@ def _describe_cbramod(state: Mapping[str, torch.Tensor], cfg: CBraModConfig) -> 
 
 
 def _options(name: str, options: dict[str, Any], declared: dict[str, Option]) -> dict[str, Any]:
-    """``options`` over the declared defaults; unknown names are a UserError."""
-    unknown = sorted(set(options) - set(declared))
-    if unknown:
-        raise UserError(f"{name}: unknown option(s) {unknown}; expected some of {list(declared)}")
-    return {**option_defaults(declared), **options}
+    """``options`` over the declared defaults, each checked like ``--set`` (name, type, choices, range)."""
+    return take_options(name, options, declared, "teacher")
 
 
 def _head_options(head: str) -> dict[str, Option]:

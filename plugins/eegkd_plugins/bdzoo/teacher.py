@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import torch
 
-from eegkd_bench.api import InputSpec, ModelOutput, Option, TeacherModel, UserError
+from eegkd_bench.api import InputSpec, ModelOutput, Option, TeacherModel, UserError, check_value
 from eegkd_plugins.bdzoo.catalogue import ModelInfo, options_of
 from eegkd_plugins.bdzoo.student import HEAD, build_braindecode
 from eegkd_plugins.cbramod import check_state_dict, file_digest, read_state_dict
@@ -160,9 +160,8 @@ def teacher_factory(name: str, info: ModelInfo) -> Callable[..., BraindecodeTeac
     declared = teacher_options(info)
 
     def build(spec: InputSpec, checkpoint: str | None = None, **options: Any) -> BraindecodeTeacher:
-        unknown = sorted(set(options) - set(declared))
-        if unknown:
-            raise UserError(f"{name}: unknown option(s) {unknown}; see eegkd-bench show {name}")
+        for option, value in options.items():  # checked like --set: name, type, choices, range
+            check_value(name, option, value, declared, "teacher")
         model = BraindecodeTeacher(name, info.cls, spec, **options)
         if checkpoint:
             model.load_pretrained(checkpoint)

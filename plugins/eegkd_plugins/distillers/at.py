@@ -24,17 +24,15 @@ import torch.nn.functional as F
 from eegkd_bench import hookimpl
 from eegkd_bench.api import (TRANSFER_OPTION, Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo,
                              TeacherNeeds, UserError)
-from eegkd_plugins.distillers.common import (
+from eegkd_bench.adapters import (
     as_float,
     channels_time,
-    check_positive,
     check_student_features,
-    cross_entropy,
     require_teacher,
     resample_time,
-    resolve_student_layer,
     teacher_layer_shape,
 )
+from eegkd_plugins.distillers.common import cross_entropy, resolve_student_layer
 
 
 def student_attention(f: torch.Tensor, n_patches: int) -> torch.Tensor:
@@ -66,7 +64,7 @@ class AttentionTransfer(Distiller):
     needs_student_features = True
     defaults = {
         "transfer": TRANSFER_OPTION,
-        "beta": Option(1000.0, "weight of the attention term (the loss is beta/2 times the sum)"),
+        "beta": Option(1000.0, "weight of the attention term (the loss is beta/2 times the sum)", min=0),
         "student_layers": Option(None, "student feature maps matched (default: all)", type=list),
         "teacher_layers": Option(None, "one teacher layer per student map (default: evenly spaced)", type=list),
     }
@@ -75,7 +73,6 @@ class AttentionTransfer(Distiller):
         super().__init__(student, teacher, spec, **hparams)
         info = require_teacher(self.name, teacher)
         hp = self.hparams
-        check_positive(self.name, hp, ["beta"], allow_zero=True)
         check_student_features(self.name, student, spec)
         s_names = tuple(hp["student_layers"] or student.feature_names)
         s_names = tuple(resolve_student_layer(self.name, student, s, -1) for s in s_names)

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
 from eegkd_bench.api import Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo, TeacherNeeds
-from eegkd_plugins.distillers.common import check_positive, cross_entropy, require_teacher, stage_epochs
+from eegkd_bench.adapters import require_teacher
+from eegkd_plugins.distillers.common import cross_entropy, stage_epochs
 from eegkd_plugins.distillers.kd import teacher_logits
 
 _TINY = 1e-12
@@ -56,20 +57,17 @@ class DKD(Distiller):
 
     name = "dkd"
     defaults = {
-        "alpha": Option(1.0, "weight of the target-class term (TCKD)"),
-        "beta": Option(8.0, "weight of the non-target-class term (NCKD)"),
-        "temperature": Option(4.0, "softmax temperature"),
+        "alpha": Option(1.0, "weight of the target-class term (TCKD)", min=0),
+        "beta": Option(8.0, "weight of the non-target-class term (NCKD)", min=0),
+        "temperature": Option(4.0, "softmax temperature", min=0, exclusive_min=True),
         "warmup": Option(None, "epochs of linear warm-up of the DKD terms (none: 1/12 of the recipe's epochs, "
-                         "the official 20 of 240, at least 1)", type=int),
-        "ce_weight": Option(1.0, "weight of the label cross-entropy"),
+                         "the official 20 of 240, at least 1)", type=int, min=0),
+        "ce_weight": Option(1.0, "weight of the label cross-entropy", min=0),
     }
 
     def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any) -> None:
         super().__init__(student, teacher, spec, **hparams)
         require_teacher(self.name, teacher)
-        check_positive(self.name, self.hparams, ["temperature"])
-        check_positive(self.name, self.hparams, ["alpha", "beta", "ce_weight"]
-                       + (["warmup"] if self.hparams["warmup"] is not None else []), allow_zero=True)
         self.epoch = 1  # 1-based, as in the official implementation's warm-up
 
     def teacher_needs(self) -> TeacherNeeds:

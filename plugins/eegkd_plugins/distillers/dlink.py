@@ -54,16 +54,8 @@ from eegkd_bench.api import (
     UserError,
     summary_name,
 )
-from eegkd_plugins.distillers.common import (
-    as_float,
-    channels_time,
-    check_choice,
-    check_positive,
-    check_student_features,
-    cross_entropy,
-    require_teacher,
-    teacher_layer_shape,
-)
+from eegkd_bench.adapters import as_float, channels_time, check_student_features, require_teacher, teacher_layer_shape
+from eegkd_plugins.distillers.common import cross_entropy
 from eegkd_plugins.distillers.kd import kd_loss, teacher_logits
 from eegkd_plugins.distillers.mic import MiCStudent, TeacherLayoutProjector
 from eegkd_plugins.distillers.router import (
@@ -99,36 +91,35 @@ class DLink(Distiller):
         "transfer": TRANSFER_OPTION,
         "use_router": Option(True, "mix every teacher layer with the router (false: the last layer only)"),
         "use_mic": Option(True, "deploy the MiC student (false: the plain student; Pi is training-only)"),
-        "lambda_feat": Option(1.0, "weight of the mimic term"),
-        "lambda_spec": Option(0.1, "weight of the spectral term"),
-        "phase_weight": Option(1.0, "weight of the phase part of the spectral term"),
-        "spec_nfft": Option(8, "FFT points along the patch axis (zero-padded)"),
+        "lambda_feat": Option(1.0, "weight of the mimic term", min=0),
+        "lambda_spec": Option(0.1, "weight of the spectral term", min=0),
+        "phase_weight": Option(1.0, "weight of the phase part of the spectral term", min=0),
+        "spec_nfft": Option(8, "FFT points along the patch axis (zero-padded)", min=1),
         "mimic_loss": Option("mse", "distance of the mimic term", choices=("mse", "cosine")),
         "normalize_layers": Option(True, "layer-normalise the teacher layers before mixing"),
         "router_mode": Option("two-stage", "fit the router before training, or jointly with the student",
                               choices=("two-stage", "joint")),
-        "router_tau": Option(1.0, "softmax temperature of the router"),
-        "router_top_k": Option(0, "keep the k largest layer weights (0: all layers)"),
-        "router_hidden": Option(64, "hidden width of the router MLP"),
-        "router_epochs": Option(30, "epochs of the router stage (two-stage)"),
-        "router_lr": Option(1e-3, "learning rate of the router stage"),
-        "router_batch": Option(256, "batch size of the router stage"),
-        "router_balance": Option(0.01, "weight of the layer-balance penalty"),
-        "router_weight": Option(1.0, "weight of the router's probe cross-entropy (joint)"),
-        "mic_rank": Option(16, "rank r of the projector Pi"),
-        "mic_basis": Option(4, "basis maps K of the projector Pi"),
-        "mic_channels": Option(4, "channels c of the compressor"),
-        "mic_dim": Option(8, "width d of the compressor"),
-        "mic_stride": Option(2, "temporal stride of the compressor over the patches"),
-        "kd_weight": Option(0.0, "weight of an added logit KD term (0: none)"),
-        "temperature": Option(4.0, "temperature of the KD term"),
+        "router_tau": Option(1.0, "softmax temperature of the router", min=0, exclusive_min=True),
+        "router_top_k": Option(0, "keep the k largest layer weights (0: all layers)", min=0),
+        "router_hidden": Option(64, "hidden width of the router MLP", min=1),
+        "router_epochs": Option(30, "epochs of the router stage (two-stage)", min=0),
+        "router_lr": Option(1e-3, "learning rate of the router stage", min=0, exclusive_min=True),
+        "router_batch": Option(256, "batch size of the router stage", min=1),
+        "router_balance": Option(0.01, "weight of the layer-balance penalty", min=0),
+        "router_weight": Option(1.0, "weight of the router's probe cross-entropy (joint)", min=0),
+        "mic_rank": Option(16, "rank r of the projector Pi", min=1),
+        "mic_basis": Option(4, "basis maps K of the projector Pi", min=1),
+        "mic_channels": Option(4, "channels c of the compressor", min=1),
+        "mic_dim": Option(8, "width d of the compressor", min=1),
+        "mic_stride": Option(2, "temporal stride of the compressor over the patches", min=1),
+        "kd_weight": Option(0.0, "weight of an added logit KD term (0: none)", min=0),
+        "temperature": Option(4.0, "temperature of the KD term", min=0, exclusive_min=True),
     }
 
     def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams: Any) -> None:
         super().__init__(student, teacher, spec, **hparams)
         info = require_teacher(self.name, teacher)
         hp = self.hparams
-        self._check_options(hp)
         out = check_student_features(self.name, student, spec)
         self.final = student.feature_names[-1]
         in_channels = channels_time(out.features[self.final]).shape[1]
@@ -162,20 +153,6 @@ class DLink(Distiller):
         self._alpha_sum = torch.zeros(len(self.layers), dtype=torch.float64)
         self._alpha_class: dict[int, torch.Tensor] = {}
         self._alpha_count: dict[int, int] = {}
-
-    def _check_options(self, hp: dict[str, Any]) -> None:
-        check_choice(self.name, "router_mode", hp["router_mode"], ("two-stage", "joint"))
-        check_choice(self.name, "mimic_loss", hp["mimic_loss"], ("mse", "cosine"))
-        check_positive(self.name, hp, ["router_tau", "router_lr", "temperature"])
-        check_positive(self.name, hp, ["lambda_feat", "lambda_spec", "phase_weight", "router_balance",
-                                       "router_weight", "kd_weight"], allow_zero=True)
-        for key in ("router_hidden", "router_batch", "mic_rank", "mic_basis", "mic_channels", "mic_dim",
-                    "mic_stride", "spec_nfft"):
-            if not isinstance(hp[key], int) or isinstance(hp[key], bool) or hp[key] < 1:
-                raise UserError(f"{self.name}: option {key}={hp[key]!r} is not valid; expected an integer >= 1")
-        for key in ("router_top_k", "router_epochs"):
-            if not isinstance(hp[key], int) or isinstance(hp[key], bool) or hp[key] < 0:
-                raise UserError(f"{self.name}: option {key}={hp[key]!r} is not valid; expected an integer >= 0")
 
     # ------------------------------------------------------------------ contract
     @property

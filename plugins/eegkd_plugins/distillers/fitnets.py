@@ -32,21 +32,17 @@ import torch.nn.functional as F
 
 from eegkd_bench import hookimpl
 from eegkd_bench.api import (TRANSFER_OPTION, Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo,
-                             TeacherNeeds, UserError)
-from eegkd_plugins.distillers.common import (
+                             TeacherNeeds)
+from eegkd_bench.adapters import (
     TimeProjector,
     as_float,
     channels_time,
-    check_choice,
-    check_positive,
     check_student_features,
-    cross_entropy,
     require_teacher,
-    resolve_student_layer,
-    stage_epochs,
     teacher_layer_shape,
     teacher_time_major,
 )
+from eegkd_plugins.distillers.common import cross_entropy, resolve_student_layer, stage_epochs
 from eegkd_plugins.distillers.kd import kd_loss, teacher_logits
 
 
@@ -65,10 +61,10 @@ class FitNets(Distiller):
         "stage": Option("two-stage", "two-stage: hint epochs first, then CE + KD; joint: all terms together",
                         choices=("two-stage", "joint")),
         "hint_epochs": Option(None, "epochs of the hint-only stage (two-stage; none: a quarter of the recipe's "
-                              "epochs, at least 1)", type=int),
-        "hint_weight": Option(1.0, "weight of the hint term (joint)"),
-        "kd_weight": Option(1.0, "weight of the KD term after the hint stage"),
-        "temperature": Option(4.0, "KD softmax temperature"),
+                              "epochs, at least 1)", type=int, min=0),
+        "hint_weight": Option(1.0, "weight of the hint term (joint)", min=0),
+        "kd_weight": Option(1.0, "weight of the KD term after the hint stage", min=0),
+        "temperature": Option(4.0, "KD softmax temperature", min=0, exclusive_min=True),
         "student_layer": Option(None, "student feature map that is guided (default: the middle one)", type=str),
         "teacher_layer": Option(None, "teacher hint layer (default: layer L/2)", type=str),
     }
@@ -77,12 +73,6 @@ class FitNets(Distiller):
         super().__init__(student, teacher, spec, **hparams)
         info = require_teacher(self.name, teacher)
         hp = self.hparams
-        check_choice(self.name, "stage", hp["stage"], ("two-stage", "joint"))
-        check_positive(self.name, hp, ["temperature"])
-        check_positive(self.name, hp, ["hint_weight", "kd_weight"], allow_zero=True)
-        if hp["hint_epochs"] is not None and (not isinstance(hp["hint_epochs"], int) or hp["hint_epochs"] < 0):
-            raise UserError(f"{self.name}: option hint_epochs={hp['hint_epochs']!r} is not valid; "
-                            "expected an integer >= 0")
         out = check_student_features(self.name, student, spec)
         n = len(student.feature_names)
         self.student_layer = resolve_student_layer(self.name, student, hp["student_layer"], (n - 1) // 2)

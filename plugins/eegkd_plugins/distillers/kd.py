@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from eegkd_bench import hookimpl
 from eegkd_bench.api import (TRANSFER_OPTION, Distiller, EEGModel, InputSpec, Option, TeacherBatch, TeacherInfo,
                              TeacherNeeds, UserError)
-from eegkd_plugins.distillers.common import check_positive, cross_entropy, require_teacher
+from eegkd_bench.adapters import require_teacher
+from eegkd_plugins.distillers.common import cross_entropy
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -37,17 +38,13 @@ class KD(Distiller):
     """Soft-target distillation on the logits, mixed with the label cross-entropy."""
 
     name = "kd"
-    defaults = {"temperature": Option(4.0, "softmax temperature T of the soft targets"),
-                "alpha": Option(0.9, "weight of the soft-target term (1 - alpha weighs the label CE)"),
+    defaults = {"temperature": Option(4.0, "softmax temperature T of the soft targets", min=0, exclusive_min=True),
+                "alpha": Option(0.9, "weight of the soft-target term (1 - alpha weighs the label CE)", min=0, max=1),
                 "transfer": TRANSFER_OPTION}
 
     def __init__(self, student: EEGModel, teacher: TeacherInfo | None, spec: InputSpec, **hparams) -> None:
         super().__init__(student, teacher, spec, **hparams)
         require_teacher(self.name, teacher)
-        check_positive(self.name, self.hparams, ["temperature"])
-        a = self.hparams["alpha"]
-        if not isinstance(a, (int, float)) or not 0.0 <= a <= 1.0:
-            raise UserError(f"{self.name}: option alpha={a!r} is not valid; expected a number in [0, 1]")
 
     def teacher_needs(self) -> TeacherNeeds:
         return TeacherNeeds(logits=True)

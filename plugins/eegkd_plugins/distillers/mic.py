@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from eegkd_bench.api import EEGModel, InputSpec, ModelOutput
-from eegkd_plugins.distillers.common import channels_time, resample_time
+from eegkd_bench.adapters import channels_time, resample_time
 
 
 class TeacherLayoutProjector(nn.Module):

@@ -39,7 +39,7 @@ class PKT(EmbeddingRelationDistiller):
     """Probabilistic knowledge transfer on embeddings, plus CE."""
 
     name = "pkt"
-    defaults = {"weight": Option(30000.0, "weight of the probability-kernel term"), "transfer": TRANSFER_OPTION}
+    defaults = {"weight": Option(30000.0, "weight of the probability-kernel term", min=0), "transfer": TRANSFER_OPTION}
     weights = ("weight",)
 
     def relation_terms(self, s: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:

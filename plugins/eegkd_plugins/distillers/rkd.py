@@ -66,8 +66,8 @@ class RKD(EmbeddingRelationDistiller):
     """Distance- and angle-wise relational distillation on embeddings, plus CE."""
 
     name = "rkd"
-    defaults = {"distance_weight": Option(1.0, "weight of the distance-wise relation term (paper: 25)"),
-                "angle_weight": Option(2.0, "weight of the angle-wise relation term (paper: 50)"),
+    defaults = {"distance_weight": Option(1.0, "weight of the distance-wise relation term (paper: 25)", min=0),
+                "angle_weight": Option(2.0, "weight of the angle-wise relation term (paper: 50)", min=0),
                 "transfer": TRANSFER_OPTION}
     weights = ("distance_weight", "angle_weight")
 

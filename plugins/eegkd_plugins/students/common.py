@@ -6,7 +6,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from eegkd_bench.api import EEGModel, InputSpec, ModelOutput, UserError, option_defaults
+from eegkd_bench.api import EEGModel, InputSpec, ModelOutput, UserError, take_options as merge_options
 
 
 def scaled(n_ref: int, sfreq: float, ref_sfreq: float) -> int:
@@ -32,12 +32,9 @@ def min_samples(final_len: Callable[[int], int], limit: int = 1_000_000) -> int:
 
 
 def take_options(name: str, options: dict[str, Any], declared: dict[str, Any]) -> dict[str, Any]:
-    """Merge user options over the declared defaults (``{name: Option or default}``); unknown names are a UserError."""
-    defaults = option_defaults(declared)
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise UserError(f"{name}: unknown option(s) {unknown}; expected some of {sorted(defaults)}")
-    out = {**defaults, **options}
+    """User options over the declared defaults (``{name: Option or default}``), each checked like ``--set``
+    (name, type, choices, range), plus a dropout in [0, 1)."""
+    out = merge_options(name, options, declared, "student")
     if "dropout" in out and not 0.0 <= float(out["dropout"]) < 1.0:
         raise UserError(f"{name}: dropout={out['dropout']!r} is outside [0, 1); pass e.g. dropout=0.5")
     return out
