@@ -58,10 +58,6 @@ class WindowRows:
     def dtype(self) -> np.dtype:
         return self.base.dtype
 
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape)) * self.base.dtype.itemsize
-
     def __getitem__(self, sel: Any) -> np.ndarray:
         if isinstance(sel, slice) and self._start is not None:
             a, b, step = sel.indices(len(self.idx))

@@ -34,16 +34,15 @@ def test_cuda_without_a_gpu_says_what_to_do():
         resolve_device("cuda")
 
 
-def test_cli_rejects_a_bad_device_in_one_line(tmp_path):
-    import subprocess
-    import sys
+def test_cli_rejects_a_bad_device_in_one_line(tmp_path, capsys):
+    from eegkd_bench.cli import main
 
-    out = subprocess.run([sys.executable, "-m", "eegkd_bench.cli", "run", "--device", "gpu", "--results",
-                          str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--dry-run"],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2
-    assert "invalid --device 'gpu'" in out.stderr and "Traceback" not in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    code = main(["run", "--device", "gpu", "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
+                 "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "invalid --device 'gpu'" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def test_on_cpu_keeps_cpu_modules_and_copies_others():

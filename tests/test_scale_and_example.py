@@ -23,33 +23,35 @@ SMALL = ("--students", "eegnet", "--teacher", "cbramod-mini", "--datasets", "sim
          "--teacher-epochs", "1", "--no-latency", "--quiet", "--no-leaderboard")
 
 
-def test_jobs_2_runs_every_cell_once_and_reproducibly(tmp_path):
-    """Each cell once; and a second run from empty caches gives the same numbers (fixed threads per worker)."""
-    runs = []
-    for name in ("a", "b"):
-        env = {**_env(tmp_path / name)}
-        env.pop("OMP_NUM_THREADS")  # the workers choose their threads themselves
-        results = tmp_path / name / "r"
-        out = subprocess.run(_cli("run", "--methods", "none,kd", "--seeds", "0,1", "--jobs", "2", "--results",
-                                  str(results), *SMALL), env=env, capture_output=True, text=True, timeout=400)
-        assert out.returncode == 0, out.stderr[-3000:]
-        recs = _records(results)
-        assert len(recs) == 4 and len({r["key"] for r in recs}) == 4 and all(r["status"] == "ok" for r in recs)
-        assert {r["torch_threads"] for r in recs} == {max(1, len(os.sched_getaffinity(0)) // 2)}
-        runs.append({r["key"]: (r["metrics"], r["teacher_metrics"]) for r in recs})
-    assert runs[0] == runs[1]
+def test_every_executor_stores_and_returns_the_same_whole_records(tmp_path):
+    """In this process, on --jobs 2 workers and as submitit jobs: each cell once, and what the executor
+    returns is the whole record it stored. (That a cell's bits do not depend on the grid it ran in is
+    tests/test_regeneration.py's.)"""
+    import io
 
+    from eegkd_bench.config import settings_from, validate
+    from eegkd_bench.context import make_context
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.progress import PlainReporter
+    from eegkd_bench.results import _json_default
+    from eegkd_bench.runner import Grid
+    from test_regeneration import TINY
 
-def test_submitit_local_executor(tmp_path):
-    env = _env(tmp_path)
-    results = tmp_path / "r"
-    out = subprocess.run(_cli("run", "--methods", "none,kd", "--seeds", "0", "--executor", "submitit-local",
-                              "--cells-per-job", "2", "--results", str(results), *SMALL),
-                         env=env, capture_output=True, text=True, timeout=400)
-    assert out.returncode == 0, out.stderr[-3000:]
-    recs = _records(results)
-    assert {r["distiller"] for r in recs} == {"none", "kd"} and all(r["status"] == "ok" for r in recs)
-    assert list((results / "submitit").glob("*/*_result.pkl"))  # it really went through submitit jobs
+    settings = settings_from(sets=TINY)
+    reg = validate(get_registry(), settings)
+    for name, executor, jobs in (("serial", "local", 1), ("pool", "local", 2), ("submitit", "submitit-local", 1)):
+        ctx = make_context(tmp_path / name, tmp_path / "cache", None, latency=False)
+        grid = Grid(reg, ctx, PlainReporter(stream=io.StringIO()))
+        plan = grid.plan(["sim-mi"], "cbramod-mini", ["eegnet"], ["none", "kd"], (0,), settings.applied_preset(),
+                         options=settings.options)
+        recs = grid.run(plan, jobs=jobs, executor=executor, slurm={"cells_per_job": 2, "cpus": 1, "time": 10})
+        stored = {r["key"]: r for r in ctx.results.records()}
+        returned = {r["key"]: json.loads(json.dumps(r, default=_json_default)) for r in recs}
+        assert returned == stored and len(stored) == 2, name
+        assert all(r["status"] == "ok" and r["record_format"] == 2 for r in recs), [r.get("error") for r in recs]
+        if name == "pool":  # a fixed thread share per worker, whatever ran beside it
+            assert {r["torch_threads"] for r in recs} == {max(1, len(os.sched_getaffinity(0)) // 2)}
+    assert list((tmp_path / "submitit" / "submitit").glob("*/*_result.pkl"))  # it really went through jobs
 
 
 def test_same_seed_same_metrics():
@@ -92,17 +94,27 @@ def test_example_plugin_installs_and_runs(tmp_path):
     assert pip.returncode == 0, pip.stderr[-2000:]
     env = _env(tmp_path)
     env["PYTHONPATH"] = f"{target}:{env['PYTHONPATH']}"
-    listed = subprocess.run(_cli("list", "distillers", "logit*", "--json"), env=env, capture_output=True, text=True)
-    assert listed.returncode == 0, listed.stderr
-    rows = json.loads(listed.stdout)
-    assert [(r["name"], r["plugin"]) for r in rows] == [("logit-mse", "logit_mse")]
-    plugins = {p["name"]: p for p in json.loads(subprocess.run(_cli("plugins", "--json"), env=env,
-                                                                 capture_output=True, text=True).stdout)}
-    assert plugins["logit_mse"]["distribution"] == "eegkd-logit-mse" and plugins["logit_mse"]["status"] == "loaded"
     results = tmp_path / "r"
-    out = subprocess.run(_cli("run", "--methods", "logit-mse", "--seeds", "0", "--results", str(results), *SMALL),
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
+    # one new Python (the entry point is found as any installed plugin's): list, plugins, then a cell
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from eegkd_bench.cli import main\n"
+        "outs = []\n"
+        f"for argv in {[['list', 'distillers', 'logit*', '--json'], ['plugins', '--json'], ['run', '--methods', 'logit-mse', '--seeds', '0', '--results', str(results), *SMALL]]!r}:\n"
+        "    buf = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(buf):\n"
+        "        code = main(argv)\n"
+        "    outs.append([code, buf.getvalue()])\n"
+        "print(json.dumps(outs))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (listed_code, listed), (plugins_code, plugins_out), (run_code, _) = json.loads(done.stdout.splitlines()[-1])
+    assert listed_code == plugins_code == run_code == 0, done.stderr[-3000:]
+    rows = json.loads(listed)
+    assert [(r["name"], r["plugin"]) for r in rows] == [("logit-mse", "logit_mse")]
+    plugins = {p["name"]: p for p in json.loads(plugins_out)}
+    assert plugins["logit_mse"]["distribution"] == "eegkd-logit-mse" and plugins["logit_mse"]["status"] == "loaded"
     (rec,) = _records(results)
     assert rec["distiller"] == "logit-mse" and rec["status"] == "ok"
     assert rec["hparams"] == {"beta": 0.1}

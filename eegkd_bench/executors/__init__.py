@@ -3,7 +3,8 @@
 Every executor implements :class:`Executor`: it receives a preflighted :class:`~eegkd_bench.plan.GridPlan`,
 prepares each teacher group before its cells, stores one record per cell (through
 :func:`eegkd_bench.cell.execute_cell` or :func:`eegkd_bench.cell.record_dead_cell`), tells the
-reporter as cells end, and returns their records. Executors never import the grid.
+reporter as cells end, and returns their records: every executor the same, whole record of each cell
+(a :class:`~eegkd_bench.results.Record` as stored, see ``docs/records.md``). Executors never import the grid.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class Reporter(Protocol):
 
 
 class Executor(Protocol):
-    """Runs the cells of a preflighted plan and returns their records (the grid calls only this)."""
+    """Runs the cells of a preflighted plan and returns their whole stored records (the grid calls only this)."""
 
     def run(self, plan: GridPlan, ctx: RunContext, reporter: Reporter) -> list[dict[str, Any]]: ...
 

@@ -90,7 +90,7 @@ def run_chunk(cells: Sequence[CellSpec], ctx: RunContext, threads: int,
             rec = record_failure(cell, ctx, exc)
         else:
             rec = execute_cell(cell, ctx, registry, windows)
-        out.append({k: rec.get(k) for k in ("key", "status", "error")})
+        out.append(rec)
     return out
 
 

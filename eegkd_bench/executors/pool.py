@@ -172,7 +172,7 @@ def _worker_run(cell: CellSpec, ctx: RunContext) -> dict[str, Any]:
         record = record_failure(cell, ctx, exc)
     else:
         record = execute_cell(cell, ctx, registry, windows, progress=_queue_progress(cell))
-    return {k: record.get(k) for k in ("key", "status", "error", "dataset", "distiller", "student", "seed", "metrics")}
+    return record
 
 
 def _queue_progress(cell: CellSpec) -> Callable[[dict[str, Any]], None]:
