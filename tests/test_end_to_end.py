@@ -106,7 +106,7 @@ def _cli(*args: str) -> list[str]:
 
 
 RUN = ("run", "--methods", "none,kd", "--students", "eegnet-gated", "--teacher", "cbramod-mini", "--datasets", "sim-tiny",
-       "--seeds", "0,1", "--epochs", "3", "--teacher-epochs", "2", "--no-latency", "--quiet")
+       "--seeds", "0,1", "--epochs", "2", "--teacher-epochs", "1", "--no-latency", "--quiet")
 
 
 def _records(results: Path) -> list[dict]:
@@ -131,12 +131,18 @@ def test_killed_run_resumes_and_every_cell_is_stored_once(tmp_path):
     assert first is not None, proc.communicate()[1][-2000:]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    time.sleep(3)  # worker processes notice their runner is gone within a second and stop
+    from test_scale_and_example import _marked_processes
+
+    stop = time.time() + 10  # worker processes notice their runner is gone within a second and stop
+    while _marked_processes(str(gate)) and time.time() < stop:
+        time.sleep(0.1)
+    assert not _marked_processes(str(gate))
     n_before = len(_records(results))
     assert n_before == 1  # the other cells waited at the gate until the workers stopped
     gate.unlink()
 
-    resumed = subprocess.run(_cli(*RUN, "--results", str(results)), env=env, capture_output=True, text=True, timeout=400)
+    resumed = subprocess.run(_cli(*RUN, "--jobs", "2", "--results", str(results)), env=env, capture_output=True,
+                             text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming: {n_before} cells already finished" in resumed.stderr
 

@@ -27,8 +27,12 @@ EXPECTED = {  # name: (channels, samples, classes)
 
 @pytest.fixture(scope="module")
 def generated() -> dict[str, EEGWindows]:
-    """Every simulated dataset with its registered defaults (seed 0), generated once."""
-    return {cls.name: cls(use_cache=False).generate() for cls in DATASETS}
+    """Every simulated dataset with its registered defaults (seed 0), generated once, two at a time (each has
+    its own random generator, so the windows are those of a sequential run)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip([cls.name for cls in DATASETS], pool.map(lambda cls: cls(use_cache=False).generate(), DATASETS)))
 
 
 def test_plugin_registers_the_four_datasets() -> None:
