@@ -11,7 +11,7 @@ from typing import Any
 from eegkd_bench.cell import skipped_record
 from eegkd_bench.context import RunContext
 from eegkd_bench.executors import Executor, make_executor
-from eegkd_bench.executors.pool import usable_cores
+from eegkd_bench.executors.pool import worker_threads
 from eegkd_bench.plan import GridPlan, make_plan, preflight_plan
 from eegkd_bench.presets import Preset
 from eegkd_bench.registry import Registry
@@ -44,7 +44,7 @@ class Grid:
         if plan.cells:  # a component that cannot be built, or a cache that cannot fit, stops the grid first
             clean_scratch(self.ctx.cache_dir)  # scratch files of killed runs
             local = executor == "local" or not isinstance(executor, str)
-            threads = max(1, usable_cores() // jobs) if local and jobs > 1 else None
+            threads = worker_threads(jobs) if local and jobs > 1 else None
             preflight_plan(self.registry, plan, self.ctx, jobs=jobs if local else len(plan.cells), threads=threads)
         for cell, reason in plan.skipped:
             self.ctx.results.put(skipped_record(cell, reason, plan.windows.get(cell.dataset)))

@@ -37,7 +37,7 @@ class PoolExecutor:
         """Prepare every teacher group, then run the cells; returns their records in finishing order."""
         ctx_mp = _pool_context()
         queue = ctx_mp.Queue()  # not a Manager: no extra server process to orphan
-        threads = max(1, usable_cores() // self.jobs)
+        threads = worker_threads(self.jobs)
         records: list[dict[str, Any]] = []
 
         def drain(pending: dict[Future, CellSpec], on_done: Callable[[CellSpec, Future], None]) -> None:
@@ -67,6 +67,11 @@ class PoolExecutor:
             drain(teachers, lambda cell, fut: reporter.teacher_done(cell))
             drain({pool.submit(_worker_task, _worker_run, cell, ctx): cell for cell in plan.cells}, finished)
         return records
+
+
+def worker_threads(jobs: int) -> int:
+    """The torch threads each of ``jobs`` workers gets: an equal, fixed share of the usable cores."""
+    return max(1, usable_cores() // jobs)
 
 
 def usable_cores() -> int:
@@ -186,4 +191,4 @@ def _queue_progress(cell: CellSpec) -> Callable[[dict[str, Any]], None]:
     return progress
 
 
-__all__ = ["PoolExecutor", "start_pool_server", "usable_cores"]
+__all__ = ["PoolExecutor", "start_pool_server", "usable_cores", "worker_threads"]
