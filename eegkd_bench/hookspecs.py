@@ -59,7 +59,8 @@ def eegkd_register_students(register: Register) -> None:
 
 @hookspec
 def eegkd_register_distillers(register: Register) -> None:
-    """Register :class:`eegkd_bench.api.Distiller` subclasses.
+    """Register :class:`eegkd_bench.api.Distiller` subclasses, built as
+    ``cls(student=..., teacher=TeacherInfo, spec=InputSpec, total_epochs=N, **options)``.
 
     Options the leaderboard reads: ``role="proposed" | "baseline" | "ablation"`` and
     ``sections=fn(report) -> sections`` (CONTRIBUTING.md, "The leaderboard's treatment").

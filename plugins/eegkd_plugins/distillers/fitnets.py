@@ -10,7 +10,7 @@ Our reading where the paper does not fit EEG or this loop:
 
 * hint/guided layers default to the middle of each network (the paper's choice):
   teacher ``layer_{L//2}``, student ``feature_names[(n-1)//2]``;
-* the regressor is :class:`~eegkd_plugins.distillers.common.TimeProjector`
+* the regressor is :class:`~eegkd_bench.adapters.TimeProjector`
   (student time resampled to the teacher's patches, 1x1 conv ``F -> D``) against the
   teacher layer averaged over its channel axis ``(B, D, P)``; it is training-only;
 * the hint loss is the mean (not the sum) of squared errors, so its scale does not
