@@ -226,6 +226,12 @@ def failed(record: Record, cell: CellSpec, exc: BaseException) -> Record:
                                key=record.key or fail_key(cell))
 
 
+def failed_record(cell: CellSpec, windows: EEGWindows, reason: str, trace: str = "") -> Record:
+    """The record of a cell that failed before it could run (with its data's key, so it is not run again
+    until the plugin that failed changes, or ``--retry-failed``)."""
+    return dataclasses.replace(base_record(cell, windows), status="failed", error=reason, traceback=trace or None)
+
+
 def record_failure(cell: CellSpec, ctx: RunContext, exc: BaseException) -> dict[str, Any]:
     """Store ``cell`` as failed before it could start (its windows could not be loaded); returns the record."""
     record = failed(base_record(cell), cell, exc)
@@ -245,14 +251,13 @@ def record_dead_cell(cell: CellSpec, ctx: RunContext, windows: EEGWindows, reaso
 
     A cell that finished before its worker died keeps its record: never duplicate or overwrite it.
     """
-    record = base_record(cell, windows)
+    record = failed_record(cell, windows, reason)
     existing = ctx.results.get(str(record.key))
     if existing is not None and existing.get("status") == "ok":
         return existing
-    record = dataclasses.replace(record, status="failed", error=reason)
     ctx.results.put(record)
     return record.to_dict()
 
 
-__all__ = ["SPLIT_PROTOCOL", "base_record", "execute_cell", "prepare_cell_teacher", "record_dead_cell",
+__all__ = ["SPLIT_PROTOCOL", "base_record", "execute_cell", "failed_record", "prepare_cell_teacher", "record_dead_cell",
            "record_failure", "run_cell", "skipped_record"]

@@ -6,6 +6,7 @@ before any training (preflight), and groups the cells by the fine-tuned teacher 
 """
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -15,7 +16,7 @@ from eegkd_bench.cell import prepare_cell_teacher
 from eegkd_bench.context import RunContext
 from eegkd_bench.config import Component, resolve, student_recipe
 from eegkd_bench.identity import CellSpec, cell_key, checkpoint_init
-from eegkd_bench.errors import DataUnavailable, DiskSpaceError, UserError
+from eegkd_bench.errors import DataUnavailable, DiskSpaceError, UserError, one_line
 from eegkd_bench.plugins import core_distribution
 from eegkd_bench.presets import Preset
 from eegkd_bench.registry import Registry
@@ -82,6 +83,8 @@ class GridPlan:
 
     cells: list[CellSpec]
     skipped: list[tuple[CellSpec, str]] = field(default_factory=list)
+    #: cells whose components raised a bug while being built: (cell, one-line reason, traceback)
+    failed: list[tuple[CellSpec, str, str]] = field(default_factory=list)
     finished: list[CellSpec] = field(default_factory=list)  # already stored by an earlier run
     windows: dict[str, EEGWindows] = field(default_factory=dict)
     groups: list[TeacherGroup] = field(default_factory=list)  # filled by preflight_plan
@@ -165,28 +168,36 @@ def make_plan(registry: Registry, ctx: RunContext, reporter: Any, datasets: list
 def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, EEGWindows],
               *, teacher_cache: bool | Callable[[CellSpec], bool] = True,
               reads: dict[CellSpec, CellReads] | None = None,
-              incompatible: dict[CellSpec, str] | None = None) -> dict[CellSpec, frozenset[str]]:
+              incompatible: dict[CellSpec, str] | None = None,
+              broken: dict[CellSpec, tuple[str, str]] | None = None) -> dict[CellSpec, frozenset[str]]:
     """Build every (teacher, student, distiller) once per input shape so incompatibilities fail before training.
 
     Returns, per cell, the teacher outputs it will read from the on-disk cache (``teacher_cache``:
     whether cells use the cache, or a function of the cell that says so); ``reads`` is filled
     with the bytes per window each cell reads. A component that cannot be built for a dataset's
     input raises its UserError, or, given ``incompatible``, leaves its cells out with the reason there.
+    A component that fails with another error (a bug in its plugin) raises it, or, given ``broken``,
+    leaves its cells out with the one-line reason and the traceback there.
     """
     uses = teacher_cache if callable(teacher_cache) else (lambda cell: bool(teacher_cache))
     sized: dict[tuple[Any, ...], CellReads] = {}
     cached: dict[tuple[Any, ...], frozenset[str]] = {}
     infos: dict[tuple[Any, ...], TeacherInfo] = {}
     out: dict[CellSpec, frozenset[str]] = {}
-    failed: dict[tuple[Any, ...], str] = {}
+    failed: dict[tuple[Any, ...], str] = {}  # what could not be built for an input: (teacher or student key) -> why
+    bugs: dict[tuple[Any, ...], tuple[str, str]] = {}
     for cell in cells:
         spec = windows[cell.dataset].input_spec()
         tkey = (cell.factory_name("teacher"), cell.teacher_options, spec)
         use = uses(cell)
         key = (cell.factory_name("student"), cell.student_options, cell.factory_name("distiller"),
                cell.distiller_options, cell.student_cfg.augment, tkey, use)
+        known = next((k for k in (tkey, key) if k in bugs), None)  # a component is not built again
+        if known is not None and broken is not None:
+            broken[cell] = bugs[known]
+            continue
         try:
-            for known in (tkey, key):  # a teacher or student that failed for this input is not built again
+            for known in (tkey, key):
                 if known in failed:
                     raise UserError(failed[known])
             _preflight_cell(registry, cell, spec, tkey, key, infos, cached, sized, use)
@@ -195,6 +206,14 @@ def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, 
                 raise
             failed.setdefault(tkey if tkey not in infos else key, str(exc))
             incompatible[cell] = f"skipped: cannot run on {cell.dataset}: {exc}"
+            continue
+        except Exception as exc:
+            if broken is None:
+                raise
+            why = (f"building its components on {cell.dataset} failed (a bug in a plugin, not in the data): "
+                   f"{one_line(exc)}", traceback.format_exc(limit=8))
+            bugs.setdefault(tkey if tkey not in infos else key, why)
+            broken[cell] = why
             continue
         out[cell] = cached[key]
         if reads is not None:
@@ -230,14 +249,16 @@ def preflight_plan(registry: Registry, plan: GridPlan, ctx: RunContext | None = 
     else:  # no context (a dry run): nothing is measured or written, "auto" plans as "on"
         mode = "off" if teacher_cache in (False, "off") else "on"
     bad: dict[CellSpec, str] = {}
+    broken: dict[CellSpec, tuple[str, str]] = {}
     if mode == "off":
-        wanted = preflight(registry, plan.cells, plan.windows, teacher_cache=False, incompatible=bad)
-        _leave_out(plan, bad)
+        wanted = preflight(registry, plan.cells, plan.windows, teacher_cache=False, incompatible=bad, broken=broken)
+        _leave_out(plan, bad, broken)
         plan.groups = teacher_groups(plan.cells, wanted)
         return
     reads: dict[CellSpec, CellReads] = {}
-    wanted = preflight(registry, plan.cells, plan.windows, teacher_cache=True, reads=reads, incompatible=bad)
-    _leave_out(plan, bad)
+    wanted = preflight(registry, plan.cells, plan.windows, teacher_cache=True, reads=reads, incompatible=bad,
+                       broken=broken)
+    _leave_out(plan, bad, broken)
     if ctx is None:
         plan.groups = teacher_groups(plan.cells, wanted)
         return
@@ -255,11 +276,13 @@ def preflight_plan(registry: Registry, plan: GridPlan, ctx: RunContext | None = 
         regroup()
 
 
-def _leave_out(plan: GridPlan, bad: dict[CellSpec, str]) -> None:
-    """Move the cells whose components cannot be built for their dataset to ``plan.skipped``, with the reason."""
-    if bad:
-        plan.cells = [c for c in plan.cells if c not in bad]
+def _leave_out(plan: GridPlan, bad: dict[CellSpec, str], broken: dict[CellSpec, tuple[str, str]]) -> None:
+    """Move the cells whose components cannot be built for their dataset to ``plan.skipped``, and those
+    whose components failed with a bug to ``plan.failed``, with the reason."""
+    if bad or broken:
+        plan.cells = [c for c in plan.cells if c not in bad and c not in broken]
         plan.skipped.extend(bad.items())
+        plan.failed.extend((c, why, tb) for c, (why, tb) in broken.items())
 
 
 __all__ = ["GridPlan", "TeacherGroup", "grid_cells", "make_plan", "preflight", "preflight_plan", "teacher_groups"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eegkd_bench.cell import skipped_record
+from eegkd_bench.cell import failed_record, skipped_record
 from eegkd_bench.context import RunContext
 from eegkd_bench.executors import Executor, make_executor
 from eegkd_bench.executors.pool import worker_threads
@@ -49,6 +49,10 @@ class Grid:
         for cell, reason in plan.skipped:
             self.ctx.results.put(skipped_record(cell, reason, plan.windows.get(cell.dataset)))
             self.reporter.cell_done(cell, {"status": "skipped", "error": reason})
+        for cell, reason, trace in plan.failed:  # a plugin's bug stops its cells, not the grid
+            record = failed_record(cell, plan.windows[cell.dataset], reason, trace)
+            self.ctx.results.put(record)
+            self.reporter.cell_done(cell, record.to_dict())
         if not plan.cells:
             return []
         if isinstance(executor, str):

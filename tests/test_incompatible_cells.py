@@ -33,3 +33,35 @@ def test_a_teacher_that_cannot_take_the_window_skips_its_cells_with_the_reason(t
     records = list(map(json.loads, map(Path.read_text, (tmp_path / "r" / "cells").glob("*.json"))))
     assert sorted(r["distiller"] for r in records) == ["kd", "none"]
     assert all(r["status"] == "skipped" and "cbramod-mini" in r["error"] and "300" in r["error"] for r in records)
+
+
+def test_a_plugin_that_crashes_while_built_fails_its_cells_not_the_grid(tmp_path: Path) -> None:
+    """A bug (not a user error) in a component's constructor: its cells are stored as failed with the
+    one-line reason and the traceback; the other cells run and are stored."""
+    import io
+
+    from eegkd_bench.config import settings_from, validate
+    from eegkd_bench.context import make_context
+    from eegkd_bench.plugins import get_registry
+    from eegkd_bench.progress import PlainReporter
+    from eegkd_bench.registry import Entry
+    from eegkd_bench.runner import Grid
+    from test_regeneration import TINY
+
+    def buggy(spec, **options):
+        return {}["feature maps"]  # a KeyError inside the plugin
+
+    settings = settings_from(sets=TINY)
+    reg = validate(get_registry(), settings)
+    reg.add(Entry("students", "buggy", buggy, "test", "a student whose constructor has a bug"))
+    ctx = make_context(tmp_path / "r", tmp_path / "c", None, latency=False)
+    grid = Grid(reg, ctx, PlainReporter(stream=io.StringIO()))
+    plan = grid.plan(["sim-mi"], "cbramod-mini", ["eegnet", "buggy"], ["none"], (0,), settings.applied_preset(),
+                     options=settings.options)
+    grid.run(plan)
+    records = {r["student"]: r for r in ctx.results.records()}
+    assert records["eegnet"]["status"] == "ok"
+    bug = records["buggy"]
+    assert bug["status"] == "failed" and not bug["key"].startswith(("skip-", "fail-"))
+    assert "a bug in a plugin" in bug["error"] and "KeyError" in bug["error"] and "\n" not in bug["error"]
+    assert "feature maps" in bug["traceback"]

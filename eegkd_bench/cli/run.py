@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     reporter.set_total(len(plan.cells) + len(plan.skipped))
     with reporter:
         records = grid.run(plan, jobs=args.jobs, executor=args.executor, slurm=_slurm_options(args))
-    failed = [r for r in records if r.get("status") == "failed"]
+    failed = [r for r in records if r.get("status") == "failed"] + [c for c, _, _ in plan.failed]
     ok = [r for r in records if r.get("status") == "ok"]
     print(f"done: {len(ok)} ok, {len(failed)} failed, {len(plan.skipped)} skipped, {done_before} already finished; "
           f"results in {ctx.results.root}", file=sys.stderr)
@@ -110,7 +110,7 @@ def _print_dry_run(reg: Any, plan: Any, ctx: Any, recipe: Any) -> None:
 
     if plan.cells:
         preflight_plan(reg, plan, teacher_cache=ctx.teacher_cache)
-    cells = plan.cells + [c for c, _ in plan.skipped]
+    cells = plan.cells + [c for c, _ in plan.skipped] + [c for c, _, _ in plan.failed]
     if cells:
         general = recipe.as_dict()
         print(f"recipe train: {describe(sorted(general.items()))}")
@@ -120,8 +120,12 @@ def _print_dry_run(reg: Any, plan: Any, ctx: Any, recipe: Any) -> None:
                 print(f"recipe train.{student}: {describe(sorted(changed.items()))}")
         print(f"recipe teacher_train: {describe(sorted(cells[0].teacher_cfg.as_dict().items()))}")
     reasons = dict(plan.skipped)
+    broken = {c: why for c, why, _ in plan.failed}
     for cell in cells:
-        print(f"would run  {cell.label()}" if cell not in reasons else f"would skip {cell.label()}: {reasons[cell]}")
+        if cell in broken:
+            print(f"would fail {cell.label()}: {broken[cell]}")
+        else:
+            print(f"would run  {cell.label()}" if cell not in reasons else f"would skip {cell.label()}: {reasons[cell]}")
         print(f"    dataset {cell.dataset}: {describe(cell.dataset_options)}")
         for kind in ("distiller", "student", "teacher"):
             name, base = getattr(cell, kind), cell.factory_name(kind)
