@@ -10,6 +10,14 @@ os.environ.setdefault("MOABB_DOWNLOAD_PROVIDER", "upstream")
 os.environ.setdefault("MNE_DONTWRITE_HOME", "true")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each test worker gets one torch thread: the workers already fill the cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="run tests marked slow")
     parser.addoption("--run-network", action="store_true", help="run tests marked network")
