@@ -143,9 +143,11 @@ def make_plan(registry: Registry, ctx: RunContext, reporter: Any, datasets: list
     for ds in datasets:
         cells = grid_cells(registry, ds, teacher, students, methods, seeds, preset,
                            teacher_checkpoint=teacher_checkpoint, options=options)
+        if not cells:
+            continue
         try:
             reporter.message(f"loading dataset {ds} …")
-            windows = load_windows(registry, cells[0], ctx.data_dir, ctx.cache_dir)
+            windows = load_windows(registry, cells[0], ctx.data_dir, ctx.cache_dir)  # its cells share its options
         except DataUnavailable as exc:
             plan.skipped.extend((c, f"skipped: {ds} {exc}") for c in cells)
             continue
