@@ -26,13 +26,19 @@ EXPECTED = {  # name: (channels, samples, classes)
 
 
 @pytest.fixture(scope="module")
-def generated() -> dict[str, EEGWindows]:
-    """Every simulated dataset with its registered defaults (seed 0), generated once, two at a time (each has
-    its own random generator, so the windows are those of a sequential run)."""
+def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, EEGWindows]:
+    """Every simulated dataset with its registered defaults (seed 0), generated once per test session: the
+    first test process writes them to a window cache that the other pytest-xdist workers then read."""
+    import os
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(2) as pool:
-        return dict(zip([cls.name for cls in DATASETS], pool.map(lambda cls: cls(use_cache=False).generate(), DATASETS)))
+    from eegkd_bench.storage import file_lock
+
+    root = tmp_path_factory.getbasetemp()
+    shared = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "simulated-defaults"
+    with file_lock(shared / ".lock"), ThreadPoolExecutor(2) as pool:  # two at a time: the same windows
+        return dict(zip([cls.name for cls in DATASETS],
+                        pool.map(lambda cls: cls(use_cache=True).load(cache_dir=str(shared)), DATASETS)))
 
 
 def test_plugin_registers_the_four_datasets() -> None:
