@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -43,6 +44,8 @@ def main() -> None:
     layer.flush()
     del layer
     path = folder / "layer_6.npy"
+    written = path.stat().st_mtime_ns - 60 * 10**9  # a cache written earlier, as a grid's teacher pass leaves it
+    os.utime(path, ns=(written, written))
     (folder / "index.json").write_text(json.dumps({"layer_6": {"size": path.stat().st_size,
                                                                "sha256": file_sha256(path), "dtype": "float16"}}))
 

@@ -19,7 +19,7 @@ import socket
 import time
 import traceback
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,13 +48,10 @@ from eegkd_bench.teacher_cache import (
     warmup_output_names,
 )
 from eegkd_bench.teachers import PreparedTeacher, prepare_teacher
-from eegkd_bench.training import fit, test_scores
+from eegkd_bench.training import ProgressFn, fit, test_scores
 from eegkd_bench.weights import save_weights, weights_payload
 
 SPLIT_PROTOCOL = "subject-disjoint (dataset-declared train/val/test)"
-
-ProgressFn = Callable[[dict[str, Any]], None]
-
 
 # ------------------------------------------------------------------ executing
 def execute_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: EEGWindows,
@@ -65,7 +62,7 @@ def execute_cell(cell: CellSpec, ctx: RunContext, registry: Registry, windows: E
     try:
         record = base_record(cell, windows)
         prepared = prepare_cell_teacher(cell, ctx, registry, windows, progress)
-        record, payload = run_cell(cell, windows, prepared, ctx, registry, progress=progress)
+        record, payload = run_cell(cell, windows, prepared, ctx, registry, progress=progress, base=record)
         record.student_weights = save_weights(ctx.results, str(record.key), payload)
     except Exception as exc:  # a failing cell is recorded; the grid goes on
         record = failed(record, cell, exc)
@@ -92,11 +89,13 @@ def prepare_cell_teacher(cell: CellSpec, ctx: RunContext, registry: Registry, wi
 
 
 def run_cell(cell: CellSpec, windows: EEGWindows, teacher: PreparedTeacher, ctx: RunContext, registry: Registry,
-             *, progress: ProgressFn | None = None) -> tuple[Record, dict[str, Any]]:
+             *, progress: ProgressFn | None = None, base: Record | None = None) -> tuple[Record, dict[str, Any]]:
     """Train, test and measure the cell's student; returns its ``ok`` record and the deployed model's weights.
 
-    Writes nothing to the result store; reads (and may fill) the teacher-output cache.
+    ``base``: the cell's :func:`base_record` made when it started (its ``created`` time); made here when
+    not given. Writes nothing to the result store; reads (and may fill) the teacher-output cache.
     """
+    base = base if base is not None else base_record(cell, windows)
     spec = windows.input_spec()
     torch.manual_seed(cell.seed)
     np.random.seed(cell.seed)
@@ -142,7 +141,7 @@ def run_cell(cell: CellSpec, windows: EEGWindows, teacher: PreparedTeacher, ctx:
     tcost = _teacher_cost(teacher, spec, ctx)
     key_metric = KEY_METRIC[task_of(windows.n_classes)]
     record = dataclasses.replace(
-        base_record(cell, windows), status="ok", metrics=test, per_subject=per_subject, val_metrics=result.best_val,
+        base, status="ok", metrics=test, per_subject=per_subject, val_metrics=result.best_val,
         teacher_metrics=teacher.test_metrics, teacher_val_metrics=teacher.val_metrics,
         teacher_per_subject=teacher.meta.get("test_per_subject"), key_metric=key_metric,
         student_params=cost["params"], student_flops=cost["flops"], student_latency_ms=cost.get("latency_ms"),

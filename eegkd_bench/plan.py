@@ -194,9 +194,9 @@ def preflight(registry: Registry, cells: Iterable[CellSpec], windows: dict[str, 
         use = uses(cell)
         key = (cell.factory_name("student"), cell.student_options, cell.factory_name("distiller"),
                cell.distiller_options, cell.student_cfg.augment, tkey, use)
-        known = next((k for k in (tkey, key) if k in bugs), None)  # a component is not built again
-        if known is not None and broken is not None:
-            broken[cell] = bugs[known]
+        bug = next((k for k in (tkey, key) if k in bugs), None)  # a component is not built again
+        if bug is not None and broken is not None:
+            broken[cell] = bugs[bug]
             continue
         try:
             for known in (tkey, key):

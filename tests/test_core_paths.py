@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -81,20 +82,46 @@ def test_a_cached_output_is_hashed_once_per_process_not_once_per_cell(tmp_path: 
     teacher = prepare_cell_teacher(cell, ctx, reg, w)
     X = w.part("train")[0]
     outputs.teacher_outputs(teacher, X, {"logits"}, ctx.cache_dir)  # written (and hashed while published)
+    path = next((ctx.cache_dir / "teacher_outputs").glob("*/logits.npy"))
+    written = path.stat().st_mtime_ns - 60 * 10**9
+    os.utime(path, ns=(written, written))  # a cache written a minute ago, as the grid's teacher pass leaves it
     hashed: list[Path] = []
     real = outputs.file_sha256
     monkeypatch.setattr(outputs, "file_sha256", lambda p: hashed.append(p) or real(p))
     for _ in range(3):  # three cells read it
         outputs.teacher_outputs(teacher, X, {"logits"}, ctx.cache_dir)
     assert len(hashed) <= 1
-    # a file changed on disk is hashed again, and a corrupt one recomputed
-    path = next((ctx.cache_dir / "teacher_outputs").glob("*/logits.npy"))
+    # a file replaced on disk (another process rewrote it) is hashed again, and a corrupt one recomputed
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
-    path.write_bytes(bytes(data))
+    path.with_name("replacement").write_bytes(bytes(data))
+    path.with_name("replacement").replace(path)
     with pytest.warns(UserWarning, match="corrupt"):
         outputs.teacher_outputs(teacher, X, {"logits"}, ctx.cache_dir)
     assert len(hashed) >= 2
+
+
+def test_a_file_checked_right_after_it_was_written_is_checked_again(tmp_path: Path, monkeypatch) -> None:
+    """Within the file system's timestamp granularity a same-size rewrite keeps its modification time, so a
+    file modified moments before its check is not remembered as verified: a corruption right after is found."""
+    import eegkd_bench.teacher_cache.outputs as outputs
+    from eegkd_bench.cell import prepare_cell_teacher
+    from eegkd_bench.context import make_context
+
+    ctx = make_context(tmp_path / "r", tmp_path / "c", None, latency=False)
+    reg, w, cell = _toy_registry(), windows(200), _cell()
+    teacher = prepare_cell_teacher(cell, ctx, reg, w)
+    X = w.part("train")[0]
+    outputs.teacher_outputs(teacher, X, {"logits"}, ctx.cache_dir)
+    outputs.teacher_outputs(teacher, X, {"logits"}, ctx.cache_dir)  # verified, not remembered: too recent
+    path = next((ctx.cache_dir / "teacher_outputs").glob("*/logits.npy"))
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))  # in place: same inode and size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same modification time
+    with pytest.warns(UserWarning, match="corrupt"):
+        outputs.teacher_outputs(teacher, X, {"logits"}, ctx.cache_dir)
 
 
 # -------------------------------------------------------------- options path

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -164,18 +165,24 @@ def teacher_outputs(
     return TeacherOutputs(arrays)
 
 
-#: files whose checksum this process has verified: (path, size, mtime_ns) -> sha256
-_VERIFIED: dict[tuple[str, int, int], str] = {}
+#: files whose checksum this process has verified: (path, inode, size, mtime_ns) -> sha256
+_VERIFIED: dict[tuple[str, int, int, int], str] = {}
+#: a file modified this recently when checked is hashed again next time: a same-size rewrite within the
+#: file system's timestamp granularity would keep its modification time
+_RACY_NS = 2_000_000_000
 
 
 def _verified(path: Path, sha256: str) -> bool:
     """Whether ``path`` has the checksum its index records; each file is hashed once per process
     (while its size and modification time stay the same), not once per cell that reads it."""
     stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _VERIFIED:
-        _VERIFIED[key] = file_sha256(path)
-    return _VERIFIED[key] == sha256
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)  # a file replaced by another process: new inode
+    if key in _VERIFIED:
+        return _VERIFIED[key] == sha256
+    digest = file_sha256(path)
+    if time.time_ns() - stat.st_mtime_ns > _RACY_NS:
+        _VERIFIED[key] = digest
+    return digest == sha256
 
 
 def teacher_target(
